@@ -1,0 +1,295 @@
+"""The `driftgate` command line: one command per pipeline stage.
+
+Exit codes: 0 success / all gates pass, 1 a gate failed, 2 bad input or usage.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from driftgate.config import DEFAULT_PARAMS, Paths, Window, load_params, parse_window
+from driftgate.errors import EXIT_BAD_INPUT, EXIT_GATE_FAILED, DriftgateError
+
+app = typer.Typer(
+    help="Quality gates for ML pipelines: validate, train, evaluate, detect drift, gate.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+_WIDTH = None if sys.stdout.isatty() else 120  # logs in CI are wider than 80 columns
+err = Console(stderr=True, highlight=False, width=_WIDTH, soft_wrap=True)
+out = Console(highlight=False, width=_WIDTH)
+
+ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="params.yaml with data, windows, model, drift and gate settings")]
+CurrentOpt = Annotated[
+    Optional[str],
+    typer.Option("--current", help="current batch: a window (2013-07, 2013-06..2013-08) or a CSV/Parquet file; default windows.current"),
+]
+
+
+def step(message: str) -> None:
+    err.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {message}")
+
+
+def handles_errors(command: Callable) -> Callable:
+    """Turn DriftgateError into one readable message on stderr and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except DriftgateError as exc:
+            err.print(f"[bold red]error:[/bold red] {exc.message}", soft_wrap=True)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+
+    return wrapper
+
+
+def _current_batch(params, current: Optional[str], dataset):
+    """The current batch as (frame, label): a window of the dataset, or a separate file."""
+    from driftgate.data import prepare_frame, select_window
+    from driftgate.io import read_table
+
+    if current and Path(current).suffix.lower() in {".csv", ".parquet", ".pq"}:
+        frame, _ = prepare_frame(read_table(current), params, current, require_label=False)
+        return frame, Path(current).name
+    window: Window = parse_window(current) if current else params.windows.current
+    return select_window(dataset, window, "current"), window.label
+
+
+@app.command()
+@handles_errors
+def data(
+    params_path: ParamsOpt = DEFAULT_PARAMS,
+) -> None:
+    """Get the raw data: check it against data.dvc, else `dvc pull`, else rebuild the bundled files."""
+    from driftgate.fetch import ensure_raw_data
+
+    load_params(params_path)
+    for line in ensure_raw_data(Path("."), log=step):
+        out.print(line)
+
+
+@app.command()
+@handles_errors
+def validate(
+    params_path: ParamsOpt = DEFAULT_PARAMS,
+    out_path: Annotated[Path, typer.Option("--out", help="validated dataset (Parquet)")] = Paths().dataset,
+    report_path: Annotated[Path, typer.Option("--report", help="validation report (JSON)")] = Paths().validation,
+) -> None:
+    """Check columns, types, null shares, ranges, categories, labels and row count; write the dataset."""
+    from driftgate.data import load_raw, prepare_frame
+    from driftgate.io import atomic_path, write_json
+    from driftgate.validation import summarise, validate_frame
+
+    params = load_params(params_path)
+    source = str(params.data.path) + (f" + {params.data.join.path}" if params.data.join else "")
+    step(f"reading {source}")
+    frame, schema = prepare_frame(load_raw(params), params, source)
+    step(f"validating {len(frame):,} rows x {len(schema.columns)} features")
+    checked, findings = validate_frame(frame, params, schema)
+    write_json(report_path, summarise(frame, schema, findings, source))
+    if findings:
+        err.print(f"[bold red]error:[/bold red] {source}: {len(findings)} validation check(s) failed (report: {report_path})")
+        for finding in findings[:12]:
+            err.print(f"  - {finding.line()}" + (f" -> {finding.hint}" if finding.hint else ""), soft_wrap=True)
+        err.print("  -> fix the data, or the rules under `validation:` in params.yaml if the data is right")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    with atomic_path(out_path) as tmp:
+        checked.to_parquet(tmp, index=False)
+    out.print(f"validation passed: {len(frame):,} rows; dataset -> {out_path}, report -> {report_path}")
+
+
+@app.command()
+@handles_errors
+def train(
+    params_path: ParamsOpt = DEFAULT_PARAMS,
+    dataset_path: Annotated[Path, typer.Option("--dataset", help="validated dataset from `driftgate validate`")] = Paths().dataset,
+    model_path: Annotated[Path, typer.Option("--model", help="where to write the model (joblib)")] = Paths().model,
+    card_path: Annotated[Path, typer.Option("--card", help="where to write the model card (JSON)")] = Paths().model_card,
+) -> None:
+    """Fit the model on the training window (minus the holdout) and save it with its model card."""
+    from driftgate import train as training
+    from driftgate.data import feature_schema, load_dataset, select_window, time_split
+    from driftgate.io import sha256_file
+
+    params = load_params(params_path)
+    dataset = load_dataset(dataset_path)
+    schema = feature_schema(dataset, params.data)
+    window = select_window(dataset, params.windows.train, "train")
+    fit_rows, holdout = time_split(window, params.windows.holdout_fraction)
+    step(f"fitting on {len(fit_rows):,} rows ({params.windows.train.label}, holdout of {len(holdout):,} held back)")
+    pipeline = training.fit(fit_rows, params, schema)
+    data_hash = {"dataset": str(dataset_path), "dataset_sha256": sha256_file(dataset_path)}
+    card = training.model_card(params, schema, fit_rows, data_hash)
+    training.save(pipeline, card, model_path, card_path)
+    out.print(f"model -> {model_path} (sha256 {card['model_sha256'][:12]}), card -> {card_path}")
+
+
+@app.command()
+@handles_errors
+def evaluate(
+    params_path: ParamsOpt = DEFAULT_PARAMS,
+    current: CurrentOpt = None,
+    dataset_path: Annotated[Path, typer.Option("--dataset", help="validated dataset")] = Paths().dataset,
+    model_path: Annotated[Path, typer.Option("--model", help="trained model")] = Paths().model,
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for metrics.json and plots/")] = Paths().reports,
+) -> None:
+    """Score the holdout and the current batch: F1, precision, recall, ROC-AUC, PR-AUC, confusion matrix."""
+    import pandas as pd
+
+    from driftgate import evaluate as ev
+    from driftgate import train as training
+    from driftgate.data import LABEL, features_frame, labels, load_dataset, select_window, time_split
+    from driftgate.io import atomic_path, write_json
+
+    params = load_params(params_path)
+    pipeline, card = training.load(model_path, model_path.with_suffix(".json"))
+    schema = _card_schema(card)
+    dataset = load_dataset(dataset_path)
+    _, holdout = time_split(select_window(dataset, params.windows.train, "train"), params.windows.holdout_fraction)
+    batch, batch_label = _current_batch(params, current, dataset)
+    threshold = params.model.threshold
+    metrics: dict = {}
+    curves: dict = {}
+    for split, frame in (("holdout", holdout), ("current", batch)):
+        if LABEL not in frame or frame[LABEL].isna().all():
+            metrics[split] = {"labelled": False, "rows": len(frame)}
+            continue
+        frame = frame[frame[LABEL].notna()]
+        step(f"scoring {split} ({len(frame):,} rows)")
+        scores = pipeline.predict_proba(features_frame(frame, schema))[:, 1]
+        y_true = labels(frame)
+        metrics[split] = ev.classification_metrics(y_true, scores, threshold)
+        curves[split] = (y_true, scores, metrics[split])
+    metrics["current"]["window"] = batch_label
+    metrics["holdout"]["window"] = f"last {params.windows.holdout_fraction:.0%} of {params.windows.train.label}"
+    plots = out_dir / "plots"
+    roc_parts, prc_parts, confusion = [], [], []
+    for split, (y_true, scores, _) in curves.items():
+        roc, prc = ev.curves(y_true, scores, split)
+        roc_parts.append(roc)
+        prc_parts.append(prc)
+        confusion.append(pd.DataFrame({"actual": y_true, "predicted": (scores >= threshold).astype(int), "split": split}))
+    for name, parts in (("roc.csv", roc_parts), ("prc.csv", prc_parts), ("confusion.csv", confusion)):
+        with atomic_path(plots / name) as tmp:
+            pd.concat(parts).to_csv(tmp, index=False, float_format="%.5f")
+    pngs = ev.plot_pngs(curves, plots)
+    write_json(out_dir / "metrics.json", metrics)
+    for split in ("holdout", "current"):
+        m = metrics[split]
+        if "f1" in m:
+            out.print(f"{split:8s} {m['window']}: F1 {m['f1']:.3f}  precision {m['precision']:.3f}  recall {m['recall']:.3f}  "
+                      f"ROC-AUC {m['roc_auc']:.3f}  PR-AUC {m['pr_auc']:.3f}  ({m['rows']:,} rows)")
+    out.print(f"metrics -> {out_dir / 'metrics.json'}; plots -> {', '.join(map(str, pngs))}")
+
+
+def _card_schema(card: dict):
+    from driftgate.data import FeatureSchema
+
+    return FeatureSchema(tuple(card["features"]["numeric"]), tuple(card["features"]["categorical"]))
+
+
+@app.command()
+@handles_errors
+def drift(
+    params_path: ParamsOpt = DEFAULT_PARAMS,
+    current: CurrentOpt = None,
+    dataset_path: Annotated[Path, typer.Option("--dataset", help="validated dataset (reference window is read from it)")] = Paths().dataset,
+    model_path: Annotated[Path, typer.Option("--model", help="model used for prediction drift")] = Paths().model,
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for drift.json and drift.md")] = Paths().drift_dir,
+) -> None:
+    """Compare the reference window with the current batch, column by column and on model scores."""
+    from driftgate import train as training
+    from driftgate.data import PREDICTION, features_frame, load_dataset, select_window
+    from driftgate.drift import dataset_drift
+    from driftgate.io import write_json, write_text
+    from driftgate.report import drift_markdown
+
+    params = load_params(params_path)
+    dataset = load_dataset(dataset_path)
+    reference_window = params.windows.reference_window
+    reference = select_window(dataset, reference_window, "reference")
+    batch, batch_label = _current_batch(params, current, dataset)
+    pipeline, card = training.load(model_path, model_path.with_suffix(".json"))
+    schema = _card_schema(card)
+    ref, cur = features_frame(reference, schema), features_frame(batch, schema)
+    kinds = schema.kinds()
+    if params.drift.columns is not None:
+        unknown = sorted(set(params.drift.columns) - set(kinds))
+        if unknown:
+            raise DriftgateError(f"params.yaml: drift.columns: {unknown[0]}", "not a model feature", f"use some of: {', '.join(kinds)}")
+        kinds = {c: kinds[c] for c in params.drift.columns}
+    if params.drift.prediction:
+        ref[PREDICTION] = pipeline.predict_proba(ref[schema.columns])[:, 1]
+        cur[PREDICTION] = pipeline.predict_proba(cur[schema.columns])[:, 1]
+        kinds[PREDICTION] = "numeric"
+    step(f"testing {len(kinds)} columns: {len(ref):,} reference rows ({reference_window.label}) vs {len(cur):,} current ({batch_label})")
+    result = dataset_drift(ref, cur, kinds, params.drift.share_threshold, params.drift.small_sample)
+    result = {"reference_window": reference_window.label, "current_window": batch_label,
+              "reference_rows": len(ref), "current_rows": len(cur), **result}
+    write_json(out_dir / "drift.json", result)
+    write_text(out_dir / "drift.md", drift_markdown(result))
+    verdict = "dataset drift" if result["dataset_drift"] else "no dataset drift"
+    out.print(f"{verdict}: {result['n_drifted']}/{result['n_columns']} columns drifted "
+              f"({', '.join(result['drifted_columns']) or 'none'}); -> {out_dir / 'drift.json'}, {out_dir / 'drift.md'}")
+
+
+@app.command()
+@handles_errors
+def gate(
+    params_path: ParamsOpt = DEFAULT_PARAMS,
+    metrics_path: Annotated[Path, typer.Option("--metrics", help="metrics.json from `driftgate evaluate`")] = Paths().metrics,
+    drift_path: Annotated[Path, typer.Option("--drift", help="drift.json from `driftgate drift`")] = Paths().drift_dir / "drift.json",
+    baseline: Annotated[Optional[Path], typer.Option("--baseline", help="metrics.json of the main branch, for the F1-drop gate (default gates.baseline)")] = None,
+    out_path: Annotated[Path, typer.Option("--out", help="verdicts as JSON (a .md table is written beside it)")] = Paths().gate,
+) -> None:
+    """Apply the gates in params.yaml. Exit 0 when all pass, 1 when any fails, 2 on bad input."""
+    from driftgate import gates
+    from driftgate.io import read_json, write_json, write_text
+
+    params = load_params(params_path)
+    baseline = baseline or params.gates.baseline
+
+    def optional(path: Path | None, what: str) -> dict | None:
+        if path is None:
+            return None
+        try:
+            payload = read_json(path, what)
+        except DriftgateError as exc:
+            err.print(f"[yellow]warning:[/yellow] {exc.message.splitlines()[0]} (the gates that need it fail)")
+            return None
+        return payload if isinstance(payload, dict) else None
+
+    results = gates.evaluate_gates(
+        optional(metrics_path, "metrics file"), optional(drift_path, "drift file"), params.gates,
+        optional(baseline, "baseline metrics"), baseline_given=baseline is not None,
+    )
+    passed = gates.all_passed(results)
+    write_json(out_path, {"passed": passed, "gates": [r.as_dict() for r in results]})
+    write_text(out_path.with_suffix(".md"), gates.markdown(results))
+    table = Table(title="driftgate: quality gates", title_justify="left")
+    for column in ("gate", "value", "threshold", "status", "what to look at"):
+        table.add_column(column, overflow="fold")
+    for row, result in zip(gates.rows(results), results):
+        row[3] = f"[green]{row[3]}[/green]" if result.passed else f"[bold red]{row[3]}[/bold red]"
+        table.add_row(*row)
+    out.print(table)
+    if passed:
+        out.print(f"[green]All {len(results)} gates passed.[/green] Verdicts -> {out_path}")
+        return
+    failed = [r.gate for r in results if not r.passed]
+    out.print(f"[bold red]{len(failed)} gate(s) failed: {', '.join(failed)}.[/bold red] Verdicts -> {out_path}")
+    raise typer.Exit(EXIT_GATE_FAILED)
+
+
+def main() -> None:  # pragma: no cover - console entry point alias
+    sys.exit(app())
