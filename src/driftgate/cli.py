@@ -100,7 +100,7 @@ def validate(
     if findings:
         err.print(f"[bold red]error:[/bold red] {source}: {len(findings)} validation check(s) failed (report: {report_path})")
         for finding in findings[:12]:
-            err.print(f"  - {finding.line()}" + (f" -> {finding.hint}" if finding.hint else ""), soft_wrap=True)
+            err.print(f"  - {finding.line()}", soft_wrap=True)
         err.print("  -> fix the data, or the rules under `validation:` in params.yaml if the data is right")
         raise typer.Exit(EXIT_BAD_INPUT)
     with atomic_path(out_path) as tmp:
@@ -272,6 +272,7 @@ def gate(
     results = gates.evaluate_gates(
         optional(metrics_path, "metrics file"), optional(drift_path, "drift file"), params.gates,
         optional(baseline, "baseline metrics"), baseline_given=baseline is not None,
+        plots=str(metrics_path.parent / "plots"), drift_report=str(drift_path.with_suffix(".md")),
     )
     passed = gates.all_passed(results)
     write_json(out_path, {"passed": passed, "gates": [r.as_dict() for r in results]})

@@ -16,6 +16,7 @@ from driftgate.errors import ConfigError, DataError
 from driftgate.io import atomic_path, read_table
 
 LABEL = "label"
+NUMERIC_SHARE = 0.95  # an inferred column is numeric when this share of its values are numbers
 TIME = "timestamp"
 PREDICTION = "prediction"
 
@@ -75,6 +76,17 @@ class FeatureSchema:
         return {"numeric": list(self.numeric), "categorical": list(self.categorical)}
 
 
+def _looks_numeric(values: pd.Series) -> bool:
+    """Numeric dtype, or text that is almost all numbers (a few bad values are then caught by
+    validation instead of silently turning the column into a category)."""
+    if pd.api.types.is_bool_dtype(values):
+        return False
+    if pd.api.types.is_numeric_dtype(values):
+        return True
+    present = values.dropna()
+    return len(present) > 0 and pd.to_numeric(present, errors="coerce").notna().mean() >= NUMERIC_SHARE
+
+
 def feature_schema(frame: pd.DataFrame, config: DataConfig) -> FeatureSchema:
     """Features as listed in params.yaml, or inferred from dtypes where a list is omitted."""
     features = config.features
@@ -86,9 +98,9 @@ def feature_schema(frame: pd.DataFrame, config: DataConfig) -> FeatureSchema:
     numeric = features.numeric
     categorical = features.categorical
     if numeric is None:
-        numeric = [c for c in candidates if c not in (categorical or []) and pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
+        numeric = [c for c in candidates if c not in (categorical or []) and _looks_numeric(frame[c])]
     if categorical is None:
-        categorical = [c for c in candidates if c not in numeric and not pd.api.types.is_numeric_dtype(frame[c])]
+        categorical = [c for c in candidates if c not in numeric and not _looks_numeric(frame[c])]
     for name in (*numeric, *categorical):
         if name in (LABEL, TIME) and name not in (config.target.column, config.time_column):
             raise ConfigError(f"params.yaml: data.features: {name}", f"'{name}' is a reserved column name", "rename the column")

@@ -58,10 +58,11 @@ def _at_most(gate: str, value: float | None, threshold: float, what: str, look_a
     return GateResult(gate, value, "<=", threshold, passed, detail)
 
 
-def f1_gates(metrics: dict | None, config: GatesConfig, baseline: dict | None, baseline_given: bool) -> list[GateResult]:
+def f1_gates(metrics: dict | None, config: GatesConfig, baseline: dict | None, baseline_given: bool,
+             plots: str = "reports/plots", drift_report: str = "reports/drift/drift.md") -> list[GateResult]:
     results = [
         _at_least("f1 (holdout)", _number(metrics, "holdout", "f1"), config.f1_min, "holdout F1",
-                  "see reports/plots/confusion_matrix.png and the model params"),
+                  f"see {plots}/confusion_matrix.png and the `model:` params"),
     ]
     current = (metrics or {}).get("current")
     if isinstance(current, dict) and current.get("labelled") is False:
@@ -69,7 +70,7 @@ def f1_gates(metrics: dict | None, config: GatesConfig, baseline: dict | None, b
     else:
         window = current.get("window", "") if isinstance(current, dict) else ""
         results.append(_at_least(f"f1 (current {window})".replace(" )", ")"), _number(metrics, "current", "f1"), config.f1_min,
-                                 "current-batch F1", "the batch may have drifted: see reports/drift/drift.md"))
+                                 "current-batch F1", f"the batch may have drifted: see {drift_report}"))
     if baseline_given:
         new, old = _number(metrics, "holdout", "f1"), _number(baseline, "holdout", "f1")
         drop = None if new is None or old is None else old - new
@@ -80,12 +81,12 @@ def f1_gates(metrics: dict | None, config: GatesConfig, baseline: dict | None, b
     return results
 
 
-def drift_gates(drift: dict | None, config: GatesConfig) -> list[GateResult]:
+def drift_gates(drift: dict | None, config: GatesConfig, drift_report: str = "reports/drift/drift.md") -> list[GateResult]:
     share = _number(drift, "drift_share")
     drifted = ", ".join((drift or {}).get("drifted_columns", [])[:6]) or "none"
     results = [
         _at_most("drift share", share, config.drift_share_max, "drift share",
-                 f"drifted columns: {drifted}; see reports/drift/drift.md"),
+                 f"drifted columns: {drifted}; see {drift_report}"),
     ]
     columns = (drift or {}).get("columns", {})
     for name in config.drift_columns:
@@ -95,14 +96,16 @@ def drift_gates(drift: dict | None, config: GatesConfig) -> list[GateResult]:
             results.append(GateResult(f"no drift in {name}", score, "no drift", None, False,
                                       f"no drift result for column '{name}': fails closed; is it in drift.columns?"))
             continue
-        detail = f"{column['test']} {score:.4g} vs threshold {column['threshold']:g}; see reports/drift/drift.md" if column["drift"] else ""
+        detail = f"{column['test']} {score:.4g} vs threshold {column['threshold']:g}; see {drift_report}" if column["drift"] else ""
         results.append(GateResult(f"no drift in {name}", score, column["test"], column.get("threshold"), not column["drift"], detail))
     return results
 
 
 def evaluate_gates(metrics: dict | None, drift: dict | None, config: GatesConfig, baseline: dict | None = None,
-                   baseline_given: bool = False) -> list[GateResult]:
-    return [*f1_gates(metrics, config, baseline, baseline_given), *drift_gates(drift, config)]
+                   baseline_given: bool = False, plots: str = "reports/plots",
+                   drift_report: str = "reports/drift/drift.md") -> list[GateResult]:
+    """All gates, in table order. `plots` and `drift_report` only go into the hints."""
+    return [*f1_gates(metrics, config, baseline, baseline_given, plots, drift_report), *drift_gates(drift, config, drift_report)]
 
 
 def all_passed(results: list[GateResult]) -> bool:

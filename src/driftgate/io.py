@@ -92,12 +92,12 @@ def read_table(path: Path | str, columns: list[str] | None = None) -> pd.DataFra
             frame = pd.read_parquet(path, columns=columns)
         else:
             frame = pd.read_csv(path, usecols=columns, low_memory=False)
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(path, "file has no columns", "point params.yaml at a file with a header and rows") from exc
     except ValueError as exc:
         if "Usecols" in str(exc) or "not in" in str(exc) or "No match" in str(exc):
             raise DataError(path, f"missing column(s): {exc}", "fix the file or the column lists in params.yaml") from exc
         raise DataError(path, f"cannot be read as a table ({exc})", "use a CSV with a header row or a Parquet file") from exc
-    except pd.errors.EmptyDataError as exc:
-        raise DataError(path, "file has no columns", "point params.yaml at a file with a header and rows") from exc
     except (OSError, pd.errors.ParserError, KeyError) as exc:
         raise DataError(path, f"cannot be read as a table ({exc})", "use a CSV with a header row or a Parquet file") from exc
     except Exception as exc:  # pyarrow raises its own error types for corrupt files

@@ -30,18 +30,9 @@ class Finding:
     hint: str = ""
 
     def line(self) -> str:
-        shown = f" e.g. {', '.join(self.examples)}" if self.examples else ""
-        return f"column '{self.column}': {self.check} failed for {self.failures} row(s){shown}"
-
-
-def _null_share_check(limit: float) -> pa.Check:
-    return pa.Check(
-        lambda s: bool(s.isna().mean() <= limit),
-        element_wise=False,
-        ignore_na=False,
-        name=f"null_share<={limit:g}",
-        error=f"more than {limit:.0%} of values are missing",
-    )
+        shown = f", e.g. {', '.join(self.examples)}" if self.examples else ""
+        text = f"column '{self.column}': check `{self.check}` failed for {self.failures} row(s){shown}"
+        return f"{text} -> {self.hint}" if self.hint else text
 
 
 def build_schema(params: Params, schema: FeatureSchema) -> pa.DataFrameSchema:
@@ -49,16 +40,13 @@ def build_schema(params: Params, schema: FeatureSchema) -> pa.DataFrameSchema:
     rules = params.validation
     columns: dict[str, pa.Column] = {}
     for name in schema.numeric:
-        checks = [
-            pa.Check(lambda s: pd.Series(np.isfinite(s.to_numpy(dtype=float)), index=s.index), name="finite", error="value is +-inf"),
-            _null_share_check(rules.null_share.get(name, rules.max_null_share)),
-        ]
+        checks = [pa.Check(lambda s: pd.Series(np.isfinite(s.to_numpy(dtype=float)), index=s.index), name="finite")]
         if name in rules.ranges:
             low, high = rules.ranges[name]
             checks.append(pa.Check.in_range(low, high))
         columns[name] = pa.Column(float, coerce=True, nullable=True, checks=checks)
     for name in schema.categorical:
-        checks = [_null_share_check(rules.null_share.get(name, rules.max_null_share))]
+        checks = []
         if name in rules.allowed:
             checks.append(pa.Check.isin(rules.allowed[name]))
         columns[name] = pa.Column(object, nullable=True, checks=checks)
@@ -83,7 +71,26 @@ def _findings_from(errors: SchemaErrors) -> list[Finding]:
             continue
         if check.startswith("coerce_dtype"):
             check = "numeric type"
-        findings.append(Finding(str(column), check, count, list(dict.fromkeys(values))[:MAX_EXAMPLES]))
+        hint = {"finite": "replace +-inf with a number or leave the cell empty",
+                "numeric type": "this column is listed as numeric: fix the values or list it under categorical"}.get(check, "")
+        if check.startswith("in_range"):
+            hint = f"fix the values, or widen validation.ranges.{column} in params.yaml"
+        elif check.startswith("isin"):
+            hint = f"fix the values, or add them to validation.allowed.{column} in params.yaml"
+        findings.append(Finding(str(column), check, count, list(dict.fromkeys(values))[:MAX_EXAMPLES], hint))
+    return findings
+
+
+def _null_findings(frame: pd.DataFrame, params: Params, schema: FeatureSchema) -> list[Finding]:
+    rules = params.validation
+    findings = []
+    for name in schema.columns:
+        share = float(frame[name].isna().mean()) if len(frame) else 0.0
+        limit = rules.null_share.get(name, rules.max_null_share)
+        if share > limit:
+            key = f"validation.null_share.{name}" if name in rules.null_share else "validation.max_null_share"
+            findings.append(Finding(name, f"missing share <= {limit:.0%}", int(frame[name].isna().sum()),
+                                    [f"{share:.1%} missing"], f"fill the gaps, or raise {key} in params.yaml"))
     return findings
 
 
@@ -116,6 +123,7 @@ def validate_frame(frame: pd.DataFrame, params: Params, schema: FeatureSchema) -
             checked = build_schema(params, schema).validate(frame, lazy=True)
     except SchemaErrors as errors:
         findings.extend(_findings_from(errors))
+    findings.extend(_null_findings(frame, params, schema))
     findings.extend(_label_findings(frame, params))
     return checked, findings
 

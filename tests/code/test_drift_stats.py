@@ -1,0 +1,137 @@
+"""Drift statistics against scipy and against Evidently's own stattest implementations."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from scipy.spatial import distance
+
+from driftgate.drift import (
+    chisquare_pvalue,
+    column_drift,
+    dataset_drift,
+    default_test,
+    finite_values,
+    is_drift,
+    jensenshannon_distance,
+    ks_pvalue,
+    ranked,
+    wasserstein_normed,
+    z_pvalue,
+)
+
+RNG = np.random.default_rng(42)
+
+
+def test_ks_is_scipys_two_sample_ks():
+    a, b = RNG.normal(0, 1, 300), RNG.normal(0.3, 1, 200)
+    assert ks_pvalue(a, b) == pytest.approx(stats.ks_2samp(a, b).pvalue, abs=1e-15)
+
+
+def test_wasserstein_is_normed_by_reference_std_with_a_floor():
+    a, b = RNG.normal(5, 2, 1000), RNG.normal(6, 2, 800)
+    assert wasserstein_normed(a, b) == pytest.approx(stats.wasserstein_distance(a, b) / np.std(a))
+    constant = np.full(100, 3.0)
+    assert wasserstein_normed(constant, constant + 1) == pytest.approx(1 / 0.001)
+
+
+def test_chisquare_uses_reference_shares_scaled_to_current_size():
+    ref = pd.Series(["a"] * 50 + ["b"] * 30 + ["c"] * 20)
+    cur = pd.Series(["a"] * 20 + ["b"] * 20 + ["c"] * 10)
+    expected = np.array([50, 30, 20]) * 0.5
+    assert chisquare_pvalue(ref, cur) == pytest.approx(stats.chisquare([20, 20, 10], expected).pvalue)
+
+
+def test_jensenshannon_on_categories_is_scipys_natural_log_distance():
+    ref = pd.Series(["x"] * 70 + ["y"] * 30)
+    cur = pd.Series(["x"] * 40 + ["y"] * 40 + ["z"] * 20)
+    got = jensenshannon_distance(ref, cur, "categorical")
+    assert got == pytest.approx(distance.jensenshannon([0.7, 0.3, 0.0], [0.4, 0.4, 0.2]))
+
+
+def test_nan_and_infinities_are_dropped_before_testing():
+    values = pd.Series([1.0, np.nan, np.inf, -np.inf, 2.0])
+    assert finite_values(values, "numeric").tolist() == [1.0, 2.0]
+    result = column_drift("x", values, pd.Series([1.0, 2.0, np.nan]), "numeric")
+    assert result.reference_rows == 2 and result.current_missing_share == pytest.approx(1 / 3)
+
+
+def test_empty_column_after_cleaning_gives_nan_score_and_no_drift_verdict():
+    result = column_drift("x", pd.Series([np.nan, np.nan]), pd.Series([1.0]), "numeric")
+    assert result.test == "none" and np.isnan(result.score) and result.drift is False
+
+
+@pytest.mark.parametrize(
+    ("ref_n", "kind", "n_unique", "expected"),
+    [
+        (500, "numeric", 50, "ks"),
+        (500, "numeric", 5, "chisquare"),
+        (500, "numeric", 2, "z"),
+        (500, "categorical", 4, "chisquare"),
+        (500, "categorical", 2, "z"),
+        (5000, "numeric", 50, "wasserstein"),
+        (5000, "numeric", 4, "jensenshannon"),
+        (5000, "categorical", 40, "jensenshannon"),
+        (1000, "numeric", 50, "ks"),
+        (1001, "numeric", 50, "wasserstein"),
+    ],
+)
+def test_default_test_selection_follows_evidentlys_rule(ref_n, kind, n_unique, expected):
+    values = np.arange(ref_n) % n_unique
+    ref = pd.Series(values if kind == "numeric" else [f"c{v}" for v in values])
+    assert default_test(ref, ref.iloc[:200], kind) == expected
+
+
+def test_p_value_tests_drift_below_threshold_and_distances_at_or_above():
+    assert is_drift("ks", 0.05, 0.05) and not is_drift("chisquare", 0.05, 0.05)
+    assert is_drift("wasserstein", 0.1, 0.1) and not is_drift("jensenshannon", 0.099, 0.1)
+    assert not is_drift("ks", float("nan"), 0.05)
+
+
+def test_dataset_share_and_verdict():
+    ref = pd.DataFrame({"a": RNG.normal(0, 1, 2000), "b": RNG.normal(0, 1, 2000), "c": RNG.choice(list("xyz"), 2000)})
+    cur = pd.DataFrame({"a": RNG.normal(3, 1, 800), "b": RNG.normal(0, 1, 800), "c": RNG.choice(list("xyz"), 800)})
+    result = dataset_drift(ref, cur, {"a": "numeric", "b": "numeric", "c": "categorical"}, share_threshold=0.3)
+    assert result["drifted_columns"] == ["a"]
+    assert result["drift_share"] == pytest.approx(1 / 3) and result["dataset_drift"] is True
+    assert ranked(result["columns"])[0][0] == "a"
+
+
+def test_new_categories_are_reported():
+    result = column_drift("dest", pd.Series(["BOS", "LAX"] * 10), pd.Series(["BOS", "ZZZ"] * 5), "categorical")
+    assert result.new_categories == ["ZZZ"]
+
+
+# --------------------------------------------------------------------------- parity with Evidently
+
+from evidently.legacy.calculations.stattests import registry as evidently_registry  # noqa: E402
+from evidently.legacy.core import ColumnType  # noqa: E402
+
+
+def _cases():
+    rng = np.random.default_rng(7)
+    yield "numeric small many-unique", rng.normal(0, 1, 800), rng.normal(0.2, 1, 300), "numeric"
+    yield "numeric large many-unique", rng.gamma(2, 2, 5000), rng.gamma(2.3, 2, 2000), "numeric"
+    yield "numeric large few-unique", rng.integers(0, 4, 3000).astype(float), rng.integers(0, 5, 1500).astype(float), "numeric"
+    yield "numeric small few-unique", rng.integers(0, 4, 600).astype(float), rng.integers(0, 4, 200).astype(float), "numeric"
+    yield "binary small", rng.integers(0, 2, 900).astype(float), (rng.uniform(size=400) < 0.6).astype(float), "numeric"
+    yield "categorical small", rng.choice(list("abcd"), 700), rng.choice(list("abcde"), 300), "categorical"
+    yield "categorical large", rng.choice(list("abcdefghij"), 4000), rng.choice(list("abcdefgh"), 3000), "categorical"
+    yield "binary categorical small", rng.choice(["yes", "no"], 500), rng.choice(["yes", "no"], 500, p=[0.3, 0.7]), "categorical"
+    yield "numeric large 15-unique", rng.integers(0, 15, 3000).astype(float), rng.integers(0, 15, 3000).astype(float), "numeric"
+    yield "constant", np.ones(2000), np.ones(500), "numeric"
+
+
+@pytest.mark.parametrize(("name", "ref", "cur", "kind"), list(_cases()), ids=[c[0] for c in _cases()])
+def test_scores_and_verdicts_match_evidently(name, ref, cur, kind):
+    ref_s, cur_s = pd.Series(ref), pd.Series(cur)
+    column_type = ColumnType.Numerical if kind == "numeric" else ColumnType.Categorical
+    theirs = evidently_registry.get_stattest(ref_s, cur_s, column_type, None)
+    their_result = theirs(ref_s, cur_s, column_type, None)
+    ours = column_drift("x", ref_s, cur_s, kind)
+    assert ours.test == theirs.name
+    assert ours.drift == bool(their_result.drifted)
+    if np.isnan(their_result.drift_score):
+        assert np.isnan(ours.score)
+    else:
+        assert ours.score == pytest.approx(float(their_result.drift_score), abs=1e-9)

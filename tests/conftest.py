@@ -1,0 +1,144 @@
+"""Shared fixtures: the real bundled data, a model trained on it, and a tiny project on disk."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from filelock import FileLock
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def params():
+    from driftgate.config import load_params
+
+    return load_params(ROOT / "params.yaml")
+
+
+@pytest.fixture(scope="session")
+def raw_data_dir() -> Path:
+    """The real raw data in the repo's data/, fetched once (checked against data.dvc)."""
+    from driftgate.fetch import ensure_raw_data
+
+    with FileLock(str(ROOT / ".pytest_cache.data.lock")):
+        ensure_raw_data(ROOT, log=lambda _: None)
+    return ROOT / "data"
+
+
+@pytest.fixture(scope="session")
+def prepared(params, raw_data_dir, tmp_path_factory):
+    """The real modelling frame (flights joined with weather) and its feature schema."""
+    from driftgate.data import load_raw, prepare_frame
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        return prepare_frame(load_raw(params), params, "data")
+    finally:
+        os.chdir(cwd)
+
+
+@pytest.fixture(scope="session")
+def trained(params, prepared):
+    """The default model trained on the real training window, with its holdout."""
+    from driftgate import train
+    from driftgate.data import select_window, time_split
+
+    frame, schema = prepared
+    fit_rows, holdout = time_split(select_window(frame, params.windows.train, "train"), params.windows.holdout_fraction)
+    return train.fit(fit_rows, params, schema), schema, holdout
+
+
+# --------------------------------------------------------------------------- a tiny project
+
+
+def make_tiny_frame(rows: int = 3000, seed: int = 0) -> pd.DataFrame:
+    """Synthetic churn-like data: two numeric features, one categorical, a time column, a 0/1 label."""
+    rng = np.random.default_rng(seed)
+    x1 = rng.normal(0, 1, rows)
+    x2 = rng.uniform(0, 10, rows)
+    plan = rng.choice(["basic", "pro", "team"], rows)
+    logit = 1.5 * x1 + 0.2 * x2 - 1.5 + (plan == "pro") * 0.5
+    label = (rng.uniform(size=rows) < 1 / (1 + np.exp(-logit))).astype(int)
+    when = pd.date_range("2024-01-01", periods=rows, freq="h")
+    return pd.DataFrame({"when": when.astype(str), "x1": x1, "x2": x2, "plan": plan, "churned": label, "customer_id": np.arange(rows)})
+
+
+TINY_PARAMS = {
+    "data": {
+        "path": "data/customers.csv",
+        "time_column": "when",
+        "target": {"column": "churned"},
+        "features": {"exclude": ["customer_id"]},
+    },
+    "validation": {"min_rows": 100, "ranges": {"x2": [0, 10]}, "allowed": {"plan": ["basic", "pro", "team"]}},
+    "windows": {"train": "2024-01-01..2024-03-01", "current": "2024-03-01..2024-05-01"},
+    "model": {"max_iter": 30},
+    "gates": {"f1_min": 0.3, "drift_share_max": 0.9},
+}
+
+
+@pytest.fixture
+def tiny_project(tmp_path, monkeypatch) -> Path:
+    """A team's own small project: a CSV and a params.yaml that points at it. cwd is set to it."""
+    (tmp_path / "data").mkdir()
+    make_tiny_frame().to_csv(tmp_path / "data" / "customers.csv", index=False)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS, sort_keys=False))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def edit_params(path: Path, **changes) -> None:
+    """Set dotted keys in a params.yaml, e.g. edit_params(p, **{"gates.f1_min": 0.9})."""
+    params = yaml.safe_load(path.read_text())
+    for dotted, value in changes.items():
+        node = params
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        if value is ...:
+            node.pop(leaf, None)
+        else:
+            node[leaf] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def run(cmd: list[str] | str, cwd: Path, check: bool = False, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run a command with the test venv's tools first on PATH."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1",
+           "COLUMNS": "200"}
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+                            shell=isinstance(cmd, str))
+    if check and result.returncode != 0:
+        raise AssertionError(f"{cmd} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def copy_project(dest: Path, with_data: bool = True) -> Path:
+    """A git-initialised copy of this project's pipeline files (not its outputs) in `dest`."""
+    for name in ("params.yaml", "dvc.yaml", "data.dvc", "Makefile", ".gitignore"):
+        shutil.copy2(ROOT / name, dest / name)
+    shutil.copytree(ROOT / "pipelines", dest / "pipelines")
+    shutil.copytree(ROOT / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    (dest / ".dvc").mkdir()
+    shutil.copy2(ROOT / ".dvc" / "config", dest / ".dvc" / "config")
+    shutil.copy2(ROOT / ".dvc" / ".gitignore", dest / ".dvc" / ".gitignore")
+    if with_data:
+        shutil.copytree(ROOT / "data", dest / "data")
+    run("git init -q -b main && git add -A && git -c user.email=t@t -c user.name=t commit -qm init", dest, check=True)
+    return dest

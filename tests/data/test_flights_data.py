@@ -1,0 +1,69 @@
+"""Expectations on the real bundled dataset: NYC flights 2013 joined with hourly weather."""
+
+import pandas as pd
+import pytest
+
+from driftgate.data import LABEL, TIME, select_window
+from driftgate.validation import validate_frame
+
+
+def test_raw_files_are_the_ones_data_dvc_tracks(raw_data_dir, root):
+    import yaml
+
+    tracked = yaml.safe_load((root / "data.dvc").read_text())["outs"][0]
+    assert tracked["path"] == "data" and tracked["nfiles"] == 2
+    assert sorted(p.name for p in raw_data_dir.iterdir() if not p.name.startswith(".")) == ["flights.csv", "weather.csv"]
+    assert sum(p.stat().st_size for p in raw_data_dir.iterdir()) == tracked["size"]
+
+
+def test_cancelled_flights_are_dropped_and_the_rest_kept(prepared):
+    frame, _ = prepared
+    assert len(frame) == 327_346  # 336,776 flights minus 9,430 with no arr_delay
+    assert frame[LABEL].notna().all()
+
+
+def test_label_is_binary_with_about_a_quarter_positive(prepared):
+    frame, _ = prepared
+    assert set(frame[LABEL].unique()) == {0, 1}
+    assert frame[LABEL].mean() == pytest.approx(0.2447, abs=0.001)
+
+
+def test_columns_and_types_match_params(prepared, params):
+    frame, schema = prepared
+    assert list(schema.categorical) == ["carrier", "origin", "dest"]
+    assert set(params.data.features.numeric) <= set(schema.numeric)
+    for column in schema.numeric:
+        assert pd.api.types.is_numeric_dtype(frame[column]), column
+    assert set(frame["origin"].unique()) == {"EWR", "JFK", "LGA"}
+
+
+def test_no_label_leaking_columns_are_features(prepared):
+    _, schema = prepared
+    assert not {"arr_delay", "arr_time", "dep_delay", "dep_time", "air_time"} & set(schema.columns)
+
+
+def test_time_covers_2013_in_order(prepared):
+    frame, _ = prepared
+    assert frame[TIME].is_monotonic_increasing
+    assert frame[TIME].min() >= pd.Timestamp("2013-01-01") and frame[TIME].max() < pd.Timestamp("2014-01-02")
+
+
+def test_weather_joined_for_almost_every_flight(prepared):
+    frame, _ = prepared
+    assert frame["temp"].notna().mean() > 0.99
+    assert 20 < frame.loc[frame[TIME].dt.month == 1, "temp"].mean() < 45  # January in New York, Fahrenheit
+    assert frame.loc[frame[TIME].dt.month == 7, "temp"].mean() > 70
+
+
+def test_every_configured_window_has_rows(prepared, params):
+    frame, _ = prepared
+    train = select_window(frame, params.windows.train, "train")
+    current = select_window(frame, params.windows.current, "current")
+    assert len(train) > 70_000 and len(current) > 20_000
+    assert train[TIME].max() < current[TIME].min()
+
+
+def test_the_real_data_passes_the_shipped_validation_rules(prepared, params):
+    frame, schema = prepared
+    _, findings = validate_frame(frame, params, schema)
+    assert findings == []

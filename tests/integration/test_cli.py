@@ -1,0 +1,215 @@
+"""The CLI on a team's own small CSV, configured by params.yaml only; and every kind of bad input.
+
+Each bad input must give one message naming the file and the column or key, exit code 2, and
+leave no half-written output behind.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from driftgate.cli import app
+from tests.conftest import edit_params, make_tiny_frame
+
+runner = CliRunner()
+
+STAGES = ["validate", "train", "evaluate", "drift"]
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def run_stages(*stages: str):
+    for stage in stages:
+        result = invoke(stage)
+        assert result.exit_code == 0, f"{stage} failed:\n{result.output}"
+
+
+def rewrite_data(project: Path, change) -> None:
+    path = project / "data" / "customers.csv"
+    frame = pd.read_csv(path)
+    change(frame).to_csv(path, index=False)
+
+
+def test_every_command_has_help():
+    assert "validate" in invoke("--help").output
+    for command in ["data", *STAGES, "gate"]:
+        result = invoke(command, "--help")
+        assert result.exit_code == 0 and "--params" in result.output
+
+
+def test_own_csv_runs_end_to_end_with_inferred_features(tiny_project):
+    run_stages(*STAGES)
+    card = yaml.safe_load((tiny_project / "artifacts" / "model.json").read_text())
+    assert card["features"] == {"numeric": ["x1", "x2"], "categorical": ["plan"]}  # customer_id excluded
+    result = invoke("gate")
+    assert result.exit_code == 0, result.output
+    assert "All 3 gates passed" in result.output
+    for output in ["artifacts/dataset.parquet", "reports/metrics.json", "reports/drift/drift.json",
+                   "reports/drift/drift.md", "reports/gate.json", "reports/gate.md", "reports/plots/roc_pr.png"]:
+        assert (tiny_project / output).is_file(), output
+
+
+def test_gate_exits_1_with_the_failing_gate_named(tiny_project):
+    run_stages(*STAGES)
+    edit_params(tiny_project / "params.yaml", **{"gates.f1_min": 0.99})
+    result = invoke("gate")
+    assert result.exit_code == 1
+    assert "f1 (holdout)" in result.output and "below the minimum" in result.output
+    assert yaml.safe_load((tiny_project / "reports" / "gate.json").read_text())["passed"] is False
+
+
+def test_gate_fails_closed_when_metrics_are_missing(tiny_project):
+    result = invoke("gate")
+    assert result.exit_code == 1
+    assert "metrics file not found" in result.output and "fails closed" in result.output
+
+
+def test_gate_fails_closed_on_a_nan_metric(tiny_project):
+    run_stages(*STAGES)
+    metrics = tiny_project / "reports" / "metrics.json"
+    metrics.write_text(metrics.read_text().replace('"f1": 0.', '"f1": NaN, "was": 0.', 1))
+    result = invoke("gate")
+    assert result.exit_code == 1 and "missing or NaN" in result.output
+
+
+def test_bad_params_exit_2_naming_the_key(tiny_project):
+    edit_params(tiny_project / "params.yaml", **{"gates.f1_min": "high"})
+    for command in [*STAGES, "gate"]:
+        result = invoke(command)
+        assert result.exit_code == 2, command
+        assert "gates.f1_min" in result.output
+
+
+def assert_bad_data(project: Path, *expected: str) -> None:
+    result = invoke("validate")
+    assert result.exit_code == 2, result.output
+    for text in expected:
+        assert text in result.output, f"{text!r} not in:\n{result.output}"
+    assert not (project / "artifacts" / "dataset.parquet").exists()
+    assert not list((project / "artifacts").glob(".*tmp")) if (project / "artifacts").exists() else True
+
+
+def test_missing_data_file(tiny_project):
+    (tiny_project / "data" / "customers.csv").unlink()
+    assert_bad_data(tiny_project, "data/customers.csv", "file not found")
+
+
+def test_empty_data_file(tiny_project):
+    (tiny_project / "data" / "customers.csv").write_text("")
+    assert_bad_data(tiny_project, "data/customers.csv", "file is empty")
+
+
+def test_missing_feature_column(tiny_project):
+    edit_params(tiny_project / "params.yaml", **{"data.features": {"numeric": ["x1", "x2", "tenure"], "categorical": ["plan"]}})
+    assert_bad_data(tiny_project, "data/customers.csv", "'tenure'", "missing", "data.features")
+
+
+def test_missing_target_column(tiny_project):
+    rewrite_data(tiny_project, lambda f: f.drop(columns=["churned"]))
+    assert_bad_data(tiny_project, "'churned'", "data.target.column")
+
+
+def test_wrong_dtype_in_a_numeric_column(tiny_project):
+    def corrupt(frame):
+        frame["x2"] = frame["x2"].astype(object)
+        frame.loc[5, "x2"] = "ten"
+        return frame
+
+    rewrite_data(tiny_project, corrupt)
+    assert_bad_data(tiny_project, "column 'x2'", "numeric type", "ten")
+
+
+def test_infinite_values(tiny_project):
+    def corrupt(frame):
+        frame.loc[[3, 9], "x1"] = np.inf
+        return frame
+
+    rewrite_data(tiny_project, corrupt)
+    assert_bad_data(tiny_project, "column 'x1'", "check `finite` failed for 2 row(s)")
+
+
+def test_too_many_missing_values(tiny_project):
+    def corrupt(frame):
+        frame.loc[: len(frame) // 3, "x1"] = np.nan
+        return frame
+
+    rewrite_data(tiny_project, corrupt)
+    assert_bad_data(tiny_project, "column 'x1'", "missing share <= 5%", "33.4% missing", "validation.max_null_share")
+
+
+def test_value_out_of_range(tiny_project):
+    def corrupt(frame):
+        frame.loc[7, "x2"] = 42.0
+        return frame
+
+    rewrite_data(tiny_project, corrupt)
+    assert_bad_data(tiny_project, "column 'x2'", "in_range(0.0, 10.0)", "42.0", "validation.ranges.x2")
+
+
+def test_unknown_category(tiny_project):
+    def corrupt(frame):
+        frame.loc[11, "plan"] = "enterprise"
+        return frame
+
+    rewrite_data(tiny_project, corrupt)
+    assert_bad_data(tiny_project, "column 'plan'", "isin", "enterprise", "validation.allowed.plan")
+
+
+def test_no_positive_labels(tiny_project):
+    rewrite_data(tiny_project, lambda f: f.assign(churned=0))
+    assert_bad_data(tiny_project, "churned", "all 3000 labels are negative")
+
+
+def test_label_that_is_not_binary(tiny_project):
+    rewrite_data(tiny_project, lambda f: f.assign(churned=np.where(f.churned == 1, "yes", "no")))
+    assert_bad_data(tiny_project, "churned", "expected 0/1", "positive_if_at_least")
+
+
+def test_unparseable_time(tiny_project):
+    def corrupt(frame):
+        frame.loc[2, "when"] = "yesterday"
+        return frame
+
+    rewrite_data(tiny_project, corrupt)
+    assert_bad_data(tiny_project, "column 'when'", "yesterday")
+
+
+def test_a_failed_validation_keeps_the_previous_dataset_intact(tiny_project):
+    run_stages("validate")
+    dataset = tiny_project / "artifacts" / "dataset.parquet"
+    before = dataset.read_bytes()
+    rewrite_data(tiny_project, lambda f: f.assign(churned=0))
+    assert invoke("validate").exit_code == 2
+    assert dataset.read_bytes() == before
+
+
+def test_window_outside_the_data_is_named(tiny_project):
+    run_stages("validate", "train")
+    result = invoke("evaluate", "--current", "2030-01")
+    assert result.exit_code == 2
+    assert "windows.current" in result.output and "2030-01 has no rows" in result.output
+    assert not (tiny_project / "reports" / "metrics.json").exists()
+
+
+def test_current_batch_from_a_separate_file_without_labels(tiny_project):
+    run_stages("validate", "train")
+    make_tiny_frame(rows=500, seed=3).drop(columns=["churned"]).to_parquet(tiny_project / "batch.parquet")
+    assert invoke("evaluate", "--current", "batch.parquet").exit_code == 0
+    assert invoke("drift", "--current", "batch.parquet").exit_code == 0
+    result = invoke("gate")
+    assert result.exit_code == 0, result.output
+    assert "skipped: the current batch has no labels" in result.output
+
+
+def test_tampered_model_is_refused(tiny_project):
+    run_stages("validate", "train")
+    model = tiny_project / "artifacts" / "model.joblib"
+    model.write_bytes(model.read_bytes() + b"\0")
+    result = invoke("evaluate")
+    assert result.exit_code == 2 and "does not match the model card" in result.output
