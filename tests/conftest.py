@@ -131,7 +131,7 @@ def run(cmd: list[str] | str, cwd: Path, check: bool = False, timeout: int = 600
 
 def copy_project(dest: Path, with_data: bool = True) -> Path:
     """A git-initialised copy of this project's pipeline files (not its outputs) in `dest`."""
-    for name in ("params.yaml", "dvc.yaml", "data.dvc", "Makefile", ".gitignore"):
+    for name in ("params.yaml", "dvc.yaml", "data.dvc", "Makefile", ".gitignore"):  # not dvc.lock: run afresh
         shutil.copy2(ROOT / name, dest / name)
     shutil.copytree(ROOT / "pipelines", dest / "pipelines")
     shutil.copytree(ROOT / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))

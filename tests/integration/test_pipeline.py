@@ -106,6 +106,7 @@ def test_bad_data_stops_before_the_gates_with_exit_2_and_keeps_old_outputs(proje
     assert not list((project / "artifacts").glob(".*.tmp"))
     run(["dvc", "checkout"], project, check=True)
     assert dataset.read_bytes() == before
+    assert run(["bash", "pipelines/reproduce.sh"], project).returncode == 0
 
 
 def test_changed_raw_data_is_never_overwritten(project, tmp_path):
