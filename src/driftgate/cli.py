@@ -182,7 +182,7 @@ def evaluate(
     for name, parts in (("roc.csv", roc_parts), ("prc.csv", prc_parts), ("confusion.csv", confusion)):
         with atomic_path(plots / name) as tmp:
             pd.concat(parts).to_csv(tmp, index=False, float_format="%.5f")
-    pngs = ev.plot_pngs(curves, plots)
+    pngs = ev.plot_pngs(curves, plots, params.data.target.class_names)
     write_json(out_dir / "metrics.json", metrics)
     for split in ("holdout", "current"):
         m = metrics[split]

@@ -105,6 +105,7 @@ class TargetConfig(Strict):
     column: str
     positive_if_at_least: float | None = None
     drop_missing: bool = True
+    class_names: tuple[str, str] = ("negative", "positive")
 
 
 class FeatureConfig(Strict):

@@ -58,7 +58,8 @@ def curves(y_true: np.ndarray, scores: np.ndarray, split: str) -> tuple[pd.DataF
     return roc, prc
 
 
-def plot_pngs(results: dict[str, tuple[np.ndarray, np.ndarray, dict]], out_dir: Path) -> list[Path]:
+def plot_pngs(results: dict[str, tuple[np.ndarray, np.ndarray, dict]], out_dir: Path,
+              class_names: tuple[str, str] = ("negative", "positive")) -> list[Path]:
     """ROC, precision-recall and confusion-matrix PNGs for every split in `results`."""
     import matplotlib
 
@@ -96,7 +97,7 @@ def plot_pngs(results: dict[str, tuple[np.ndarray, np.ndarray, dict]], out_dir: 
         ax.imshow(grid, cmap="Blues")
         for (i, j), value in np.ndenumerate(grid):
             ax.text(j, i, f"{value:,}", ha="center", va="center", color="white" if value > grid.max() / 2 else "black")
-        ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["on time", "late"], yticklabels=["on time", "late"],
+        ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=list(class_names), yticklabels=list(class_names),
                xlabel="predicted", ylabel="actual", title=f"{split} (F1 {results[split][2]['f1']:.3f})")
     fig.tight_layout()
     target = out_dir / "confusion_matrix.png"
