@@ -43,7 +43,7 @@ endif
 
 ## Install dev dependencies and run the full test suite
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 ## Run only the fast tests (no real pipeline runs)
 test-fast: $(VENV)/.installed-dev
@@ -51,14 +51,14 @@ test-fast: $(VENV)/.installed-dev
 
 ## Run only the slow integration tests
 test-slow: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -n 2 -m slow $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m slow $(PYTEST_ARGS)
 
 ## Measure `dvc repro` (full and no-op) on the bundled data
 bench: install
 	$(BIN)/python benchmarks/repro_time.py
 
-## Remove pipeline outputs (keeps .venv, the data and the DVC cache)
+## Remove ad-hoc batch reports and test caches (pipeline outputs stay: they are tracked)
 clean:
-	rm -rf artifacts reports .pytest_cache
+	rm -rf reports/batches .pytest_cache
 
 .PHONY: help install data run test test-fast test-slow bench clean

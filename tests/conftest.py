@@ -31,11 +31,12 @@ def params():
 
 
 @pytest.fixture(scope="session")
-def raw_data_dir() -> Path:
+def raw_data_dir(tmp_path_factory) -> Path:
     """The real raw data in the repo's data/, fetched once (checked against data.dvc)."""
     from driftgate.fetch import ensure_raw_data
 
-    with FileLock(str(ROOT / ".pytest_cache.data.lock")):
+    shared = tmp_path_factory.getbasetemp().parent  # the same folder for every xdist worker
+    with FileLock(str(shared / "driftgate-data.lock")):
         ensure_raw_data(ROOT, log=lambda _: None)
     return ROOT / "data"
 

@@ -119,6 +119,7 @@ def train(
     """Fit the model on the training window (minus the holdout) and save it with its model card."""
     from driftgate import train as training
     from driftgate.data import feature_schema, load_dataset, select_window, time_split
+    from driftgate.fetch import tracked_hash
     from driftgate.io import sha256_file
 
     params = load_params(params_path)
@@ -128,7 +129,8 @@ def train(
     fit_rows, holdout = time_split(window, params.windows.holdout_fraction)
     step(f"fitting on {len(fit_rows):,} rows ({params.windows.train.label}, holdout of {len(holdout):,} held back)")
     pipeline = training.fit(fit_rows, params, schema)
-    data_hash = {"dataset": str(dataset_path), "dataset_sha256": sha256_file(dataset_path)}
+    data_hash = {"dataset": str(dataset_path), "dataset_sha256": sha256_file(dataset_path),
+                 "raw_data_dvc_md5": tracked_hash(Path("."))}
     card = training.model_card(params, schema, fit_rows, data_hash)
     training.save(pipeline, card, model_path, card_path)
     out.print(f"model -> {model_path} (sha256 {card['model_sha256'][:12]}), card -> {card_path}")
@@ -290,7 +292,3 @@ def gate(
     failed = [r.gate for r in results if not r.passed]
     out.print(f"[bold red]{len(failed)} gate(s) failed: {', '.join(failed)}.[/bold red] Verdicts -> {out_path}")
     raise typer.Exit(EXIT_GATE_FAILED)
-
-
-def main() -> None:  # pragma: no cover - console entry point alias
-    sys.exit(app())

@@ -32,6 +32,14 @@ def _tracked(root: Path) -> dict:
     return outs[0]
 
 
+def tracked_hash(root: Path) -> str | None:
+    """The md5 data.dvc records for the raw data, or None when the project has no data.dvc."""
+    try:
+        return _tracked(root).get("md5")
+    except DataError:
+        return None
+
+
 def _hash_matches(root: Path, expected: dict) -> tuple[bool, str]:
     """Hash the workspace data with DVC itself (`dvc commit`, which also fills the cache) and
     compare with data.dvc. data.dvc is restored byte for byte whatever the outcome."""

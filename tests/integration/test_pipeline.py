@@ -44,6 +44,7 @@ def test_outputs_are_complete_and_consistent(project):
     assert drift["current_window"] == "2013-04" and "prediction" in drift["columns"]
     card = json.loads((project / "artifacts" / "model.json").read_text())
     assert len(card["model_sha256"]) == 64 and card["libraries"]["scikit-learn"]
+    assert card["data"]["raw_data_dvc_md5"] == yaml.safe_load((project / "data.dvc").read_text())["outs"][0]["md5"]
     for png in ("roc_pr.png", "confusion_matrix.png"):
         assert (project / "reports" / "plots" / png).read_bytes()[:4] == b"\x89PNG"
 
