@@ -81,7 +81,7 @@ def wasserstein_normed(reference: np.ndarray, current: np.ndarray) -> float:
 
 
 def _category_counts(reference: pd.Series, current: pd.Series) -> tuple[list, np.ndarray, np.ndarray]:
-    keys = list(set(reference.unique()) | set(current.unique()))
+    keys = sorted(set(reference.unique()) | set(current.unique()), key=str)  # sorted: same float sums every run
     ref_counts = reference.value_counts()
     cur_counts = current.value_counts()
     ref = np.array([ref_counts.get(k, 0) for k in keys], dtype=float)
