@@ -53,7 +53,7 @@ def drift_frames(project: Path):
 
     params = load_params("params.yaml")
     model, card = train.load(Path("artifacts/model.joblib"), Path("artifacts/model.json"))
-    schema = FeatureSchema(tuple(card["features"]["numeric"]), tuple(card["features"]["categorical"]))
+    schema = FeatureSchema.from_dict(card["features"])
     dataset = load_dataset(Path("artifacts/dataset.parquet"))
     frames = []
     for window, what in ((params.windows.reference_window, "reference"), (params.windows.current, "current")):

@@ -53,6 +53,16 @@ def handles_errors(command: Callable) -> Callable:
     return wrapper
 
 
+def _model_and_dataset(params_path: Path, model_path: Path, dataset_path: Path):
+    """What `evaluate` and `drift` start from: settings, the checked model, its schema, the dataset."""
+    from driftgate import train as training
+    from driftgate.data import FeatureSchema, load_dataset
+
+    params = load_params(params_path)
+    pipeline, card = training.load(model_path, model_path.with_suffix(".json"))
+    return params, pipeline, FeatureSchema.from_dict(card["features"]), load_dataset(dataset_path)
+
+
 def _current_batch(params, current: Optional[str], dataset):
     """The current batch as (frame, label): a window of the dataset, or a separate file."""
     from driftgate.data import prepare_frame, select_window
@@ -149,14 +159,10 @@ def evaluate(
     import pandas as pd
 
     from driftgate import evaluate as ev
-    from driftgate import train as training
-    from driftgate.data import LABEL, features_frame, labels, load_dataset, select_window, time_split
+    from driftgate.data import LABEL, features_frame, labels, select_window, time_split
     from driftgate.io import atomic_path, write_json
 
-    params = load_params(params_path)
-    pipeline, card = training.load(model_path, model_path.with_suffix(".json"))
-    schema = _card_schema(card)
-    dataset = load_dataset(dataset_path)
+    params, pipeline, schema, dataset = _model_and_dataset(params_path, model_path, dataset_path)
     _, holdout = time_split(select_window(dataset, params.windows.train, "train"), params.windows.holdout_fraction)
     batch, batch_label = _current_batch(params, current, dataset)
     threshold = params.model.threshold
@@ -194,12 +200,6 @@ def evaluate(
     out.print(f"metrics -> {out_dir / 'metrics.json'}; plots -> {', '.join(map(str, pngs))}")
 
 
-def _card_schema(card: dict):
-    from driftgate.data import FeatureSchema
-
-    return FeatureSchema(tuple(card["features"]["numeric"]), tuple(card["features"]["categorical"]))
-
-
 @app.command()
 @handles_errors
 def drift(
@@ -210,19 +210,15 @@ def drift(
     out_dir: Annotated[Path, typer.Option("--out", help="folder for drift.json and drift.md")] = Paths().drift_dir,
 ) -> None:
     """Compare the reference window with the current batch, column by column and on model scores."""
-    from driftgate import train as training
-    from driftgate.data import PREDICTION, features_frame, load_dataset, select_window
+    from driftgate.data import PREDICTION, features_frame, select_window
     from driftgate.drift import dataset_drift
     from driftgate.io import write_json, write_text
     from driftgate.report import drift_markdown
 
-    params = load_params(params_path)
-    dataset = load_dataset(dataset_path)
+    params, pipeline, schema, dataset = _model_and_dataset(params_path, model_path, dataset_path)
     reference_window = params.windows.reference_window
     reference = select_window(dataset, reference_window, "reference")
     batch, batch_label = _current_batch(params, current, dataset)
-    pipeline, card = training.load(model_path, model_path.with_suffix(".json"))
-    schema = _card_schema(card)
     ref, cur = features_frame(reference, schema), features_frame(batch, schema)
     kinds = schema.kinds()
     if params.drift.columns is not None:

@@ -75,6 +75,11 @@ class FeatureSchema:
     def as_dict(self) -> dict:
         return {"numeric": list(self.numeric), "categorical": list(self.categorical)}
 
+    @classmethod
+    def from_dict(cls, payload: dict) -> "FeatureSchema":
+        """The inverse of as_dict, e.g. for the `features` of a model card."""
+        return cls(tuple(payload["numeric"]), tuple(payload["categorical"]))
+
 
 def _looks_numeric(values: pd.Series) -> bool:
     """Numeric dtype, or text that is almost all numbers (a few bad values are then caught by

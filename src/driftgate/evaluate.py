@@ -66,8 +66,6 @@ def plot_pngs(results: dict[str, tuple[np.ndarray, np.ndarray, dict]], out_dir: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from driftgate.io import atomic_path
-
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     fig, (ax_roc, ax_pr) = plt.subplots(1, 2, figsize=(10, 4.2))
@@ -82,12 +80,7 @@ def plot_pngs(results: dict[str, tuple[np.ndarray, np.ndarray, dict]], out_dir: 
     for ax in (ax_roc, ax_pr):
         ax.legend(loc="best", fontsize=8)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    target = out_dir / "roc_pr.png"
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    written.append(target)
+    written.append(_save(fig, out_dir / "roc_pr.png"))
 
     splits = list(results)
     fig, axes = plt.subplots(1, len(splits), figsize=(4.2 * len(splits), 3.8), squeeze=False)
@@ -99,10 +92,17 @@ def plot_pngs(results: dict[str, tuple[np.ndarray, np.ndarray, dict]], out_dir: 
             ax.text(j, i, f"{value:,}", ha="center", va="center", color="white" if value > grid.max() / 2 else "black")
         ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=list(class_names), yticklabels=list(class_names),
                xlabel="predicted", ylabel="actual", title=f"{split} (F1 {results[split][2]['f1']:.3f})")
+    written.append(_save(fig, out_dir / "confusion_matrix.png"))
+    return written
+
+
+def _save(fig, target: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    from driftgate.io import atomic_path
+
     fig.tight_layout()
-    target = out_dir / "confusion_matrix.png"
     with atomic_path(target) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
-    written.append(target)
-    return written
+    return target
