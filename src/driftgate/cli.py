@@ -205,15 +205,51 @@ def evaluate(
 def drift(
     params_path: ParamsOpt = DEFAULT_PARAMS,
     current: CurrentOpt = None,
+    reference_path: Annotated[Optional[Path], typer.Option(
+        "--reference", help="reference CSV/Parquet file: compare two files instead of the pipeline's windows (--current must be a file)")] = None,
+    target: Annotated[Optional[str], typer.Option("--target", help="with --reference: the label column (tested for drift too)")] = None,
+    prediction: Annotated[Optional[str], typer.Option("--prediction", help="with --reference: the model score/prediction column")] = None,
     dataset_path: Annotated[Path, typer.Option("--dataset", help="validated dataset (reference window is read from it)")] = Paths().dataset,
     model_path: Annotated[Path, typer.Option("--model", help="model used for prediction drift")] = Paths().model,
-    out_dir: Annotated[Path, typer.Option("--out", help="folder for drift.json and drift.md")] = Paths().drift_dir,
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for drift.json, drift.md and drift.png")] = Paths().drift_dir,
+    fail_on_drift: Annotated[bool, typer.Option("--fail-on-drift", help="exit 1 when the dataset drifts")] = False,
 ) -> None:
-    """Compare the reference window with the current batch, column by column and on model scores."""
-    from driftgate.data import PREDICTION, features_frame, select_window
+    """Compare a reference with a current batch, column by column and on model scores.
+
+    Pipeline mode (default): the reference window of the dataset vs windows.current (or --current),
+    with the model's scores as an extra column. File mode: --reference FILE --current FILE, any
+    two tables with the same columns; no model needed.
+    """
     from driftgate.drift import dataset_drift
+
+    if reference_path is not None:
+        config, ref, cur, kinds, labels = _drift_files(params_path, reference_path, current, target, prediction)
+    else:
+        config, ref, cur, kinds, labels = _drift_pipeline(params_path, current, model_path, dataset_path)
+    step(f"testing {len(kinds)} columns: {len(ref):,} reference rows ({labels[0]}) vs {len(cur):,} current ({labels[1]})")
+    result = dataset_drift(ref, cur, kinds, config.share_threshold, config.small_sample)
+    result = {"reference_window": labels[0], "current_window": labels[1],
+              "reference_rows": len(ref), "current_rows": len(cur),
+              **({"target": target} if target else {}), **({"prediction": prediction} if prediction else {}), **result}
+    _write_drift(result, ref, cur, out_dir)
+    verdict = "dataset drift" if result["dataset_drift"] else "no dataset drift"
+    out.print(f"{verdict}: {result['n_drifted']}/{result['n_columns']} columns drifted "
+              f"({', '.join(result['drifted_columns']) or 'none'}); -> {out_dir / 'drift.json'}, {out_dir / 'drift.md'}")
+    if fail_on_drift and result["dataset_drift"]:
+        raise typer.Exit(EXIT_GATE_FAILED)
+
+
+def _write_drift(result: dict, ref, cur, out_dir: Path) -> None:
     from driftgate.io import write_json, write_text
-    from driftgate.report import drift_markdown
+    from driftgate.report import drift_markdown, drift_plot
+
+    plot = drift_plot(result, ref, cur, out_dir / "drift.png")
+    write_json(out_dir / "drift.json", result)
+    write_text(out_dir / "drift.md", drift_markdown(result, plot.name if plot else None))
+
+
+def _drift_pipeline(params_path: Path, current: Optional[str], model_path: Path, dataset_path: Path):
+    from driftgate.data import PREDICTION, features_frame, select_window
 
     params, pipeline, schema, dataset = _model_and_dataset(params_path, model_path, dataset_path)
     reference_window = params.windows.reference_window
@@ -230,15 +266,24 @@ def drift(
         ref[PREDICTION] = pipeline.predict_proba(ref[schema.columns])[:, 1]
         cur[PREDICTION] = pipeline.predict_proba(cur[schema.columns])[:, 1]
         kinds[PREDICTION] = "numeric"
-    step(f"testing {len(kinds)} columns: {len(ref):,} reference rows ({reference_window.label}) vs {len(cur):,} current ({batch_label})")
-    result = dataset_drift(ref, cur, kinds, params.drift.share_threshold, params.drift.small_sample)
-    result = {"reference_window": reference_window.label, "current_window": batch_label,
-              "reference_rows": len(ref), "current_rows": len(cur), **result}
-    write_json(out_dir / "drift.json", result)
-    write_text(out_dir / "drift.md", drift_markdown(result))
-    verdict = "dataset drift" if result["dataset_drift"] else "no dataset drift"
-    out.print(f"{verdict}: {result['n_drifted']}/{result['n_columns']} columns drifted "
-              f"({', '.join(result['drifted_columns']) or 'none'}); -> {out_dir / 'drift.json'}, {out_dir / 'drift.md'}")
+    return params.drift, ref, cur, kinds, (reference_window.label, batch_label)
+
+
+def _drift_files(params_path: Path, reference_path: Path, current: Optional[str], target: Optional[str], prediction: Optional[str]):
+    from driftgate.config import DriftConfig
+    from driftgate.drift import infer_kinds
+    from driftgate.io import read_table
+
+    if not current:
+        raise DriftgateError("--current", "is required with --reference", "pass the current batch as a CSV or Parquet file")
+    config = load_params(params_path).drift if Path(params_path).is_file() else DriftConfig()
+    ref, cur = read_table(reference_path), read_table(current)
+    kinds = infer_kinds(ref, cur, str(reference_path), current)
+    for option, column in (("--target", target), ("--prediction", prediction)):
+        if column is not None and column not in kinds:
+            raise DriftgateError(option, f"column '{column}' is not in both {reference_path} and {current}",
+                                 f"columns in both: {', '.join(kinds)}")
+    return config, ref, cur, kinds, (Path(reference_path).name, Path(current).name)
 
 
 @app.command()

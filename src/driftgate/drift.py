@@ -20,7 +20,9 @@ before any test. The dataset drifts when the share of drifted columns is >= ``sh
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -28,6 +30,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 from scipy.spatial import distance
+
+from driftgate.errors import DataError
 
 ColumnKind = Literal["numeric", "categorical"]
 
@@ -55,16 +59,87 @@ class ColumnDrift:
         return out
 
 
-# --------------------------------------------------------------------------- cleaning
+# --------------------------------------------------------------------------- summaries
+#
+# Every test below reads a column *summary*, built once per column and frame: the sorted finite
+# values of a numeric column, or the value counts of a categorical one. Building them is the
+# only pass over the raw data; the tests themselves are cheap. This is what makes driftgate
+# fast where Evidently re-scans each column several times.
+
+
+@dataclass(frozen=True)
+class NumericSummary:
+    values: np.ndarray  # finite values, sorted ascending
+    missing: int  # NaN, None and +-inf
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def distinct(self) -> np.ndarray:
+        if self.n == 0:
+            return self.values
+        keep = np.empty(self.n, dtype=bool)
+        keep[0] = True
+        np.not_equal(self.values[1:], self.values[:-1], out=keep[1:])
+        return self.values[keep]
+
+    def counts(self) -> pd.Series:
+        """Counts per distinct value (for the few-values tests), indexed by value."""
+        if self.n == 0:
+            return pd.Series(dtype=float)
+        starts = np.flatnonzero(np.r_[True, self.values[1:] != self.values[:-1]])
+        sizes = np.diff(np.r_[starts, self.n])
+        return pd.Series(sizes, index=self.values[starts], dtype=float)
+
+
+@dataclass(frozen=True)
+class CategoricalSummary:
+    counts: pd.Series  # count per category, missing values excluded
+    missing: int
+
+    @property
+    def n(self) -> int:
+        return int(self.counts.sum())
+
+
+Summary = NumericSummary | CategoricalSummary
+
+
+def summarise(values: pd.Series | np.ndarray, kind: ColumnKind) -> Summary:
+    """One pass over a column: drop NaN/None (and +-inf for numeric), as Evidently does before testing."""
+    series = values if isinstance(values, pd.Series) else pd.Series(values)
+    if kind == "numeric":
+        if pd.api.types.is_numeric_dtype(series) and not isinstance(series.dtype, pd.CategoricalDtype):
+            array = series.to_numpy(dtype=float, na_value=np.nan)
+        else:
+            array = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        finite = array[np.isfinite(array)]
+        finite.sort()
+        return NumericSummary(finite, len(array) - len(finite))
+    counts = series.value_counts(dropna=False, sort=False)  # one hash pass, NaN counted too
+    missing = counts.index.isna()
+    counts, n_missing = counts[~missing], int(counts[missing].sum())
+    counts = counts[counts > 0]  # unused categories of a categorical dtype
+    return CategoricalSummary(counts.astype(float), n_missing)
 
 
 def finite_values(values: pd.Series | np.ndarray, kind: ColumnKind) -> pd.Series:
-    """Drop NaN/None, and +-inf for numeric columns, as Evidently does before testing."""
+    """The values a test sees: NaN/None dropped, and +-inf for numeric columns."""
     series = pd.Series(values)
     if kind == "numeric":
         series = pd.to_numeric(series, errors="coerce").astype(float)
         return series[np.isfinite(series.to_numpy())]
     return series.dropna()
+
+
+def _aligned_counts(reference: Summary, current: Summary) -> tuple[list, np.ndarray, np.ndarray]:
+    """Counts of both frames over the union of their values, in sorted key order."""
+    ref = reference.counts() if isinstance(reference, NumericSummary) else reference.counts
+    cur = current.counts() if isinstance(current, NumericSummary) else current.counts
+    keys = sorted(set(ref.index) | set(cur.index), key=str)  # sorted: the same float sums every run
+    return keys, ref.reindex(keys, fill_value=0).to_numpy(dtype=float), cur.reindex(keys, fill_value=0).to_numpy(dtype=float)
 
 
 # --------------------------------------------------------------------------- tests
@@ -77,66 +152,92 @@ def ks_pvalue(reference: np.ndarray, current: np.ndarray) -> float:
 def wasserstein_normed(reference: np.ndarray, current: np.ndarray) -> float:
     """Wasserstein distance divided by the reference std (ddof 0), floored at 0.001."""
     norm = max(float(np.std(reference)), 0.001)
-    return float(stats.wasserstein_distance(reference, current) / norm)
+    return _wasserstein_sorted(np.sort(reference), np.sort(current)) / norm
 
 
-def _category_counts(reference: pd.Series, current: pd.Series) -> tuple[list, np.ndarray, np.ndarray]:
-    keys = sorted(set(reference.unique()) | set(current.unique()), key=str)  # sorted: same float sums every run
-    ref_counts = reference.value_counts()
-    cur_counts = current.value_counts()
-    ref = np.array([ref_counts.get(k, 0) for k in keys], dtype=float)
-    cur = np.array([cur_counts.get(k, 0) for k in keys], dtype=float)
-    return keys, ref, cur
+def _wasserstein_sorted(u: np.ndarray, v: np.ndarray) -> float:
+    """W1 between two samples given sorted: the integral of |F_u - F_v|, as scipy computes it,
+    with one linear merge instead of scipy's two argsorts and searchsorts."""
+    merged = np.concatenate([u, v])
+    order = np.argsort(merged, kind="stable")  # two sorted runs: a linear merge
+    from_u = order < len(u)
+    cdf_u = np.cumsum(from_u)[:-1] / len(u)
+    cdf_v = np.cumsum(~from_u)[:-1] / len(v)
+    deltas = np.diff(merged[order])  # zero inside ties, so tie order does not matter
+    return float(np.dot(np.abs(cdf_u - cdf_v), deltas))
 
 
-def chisquare_pvalue(reference: pd.Series, current: pd.Series) -> float:
+def chisquare_from_counts(reference: np.ndarray, current: np.ndarray) -> float:
     """Chi-square goodness of fit of current counts to reference frequencies scaled to len(current)."""
-    _, ref, cur = _category_counts(reference, current)
-    expected = ref * (len(current) / len(reference))
+    expected = reference * (current.sum() / reference.sum())
     with np.errstate(divide="ignore", invalid="ignore"):
-        return float(stats.chisquare(cur, expected)[1])
+        return float(stats.chisquare(current, expected)[1])
 
 
-def z_pvalue(reference: pd.Series, current: pd.Series) -> float:
-    """Two-sided two-proportion Z-test on the share of the first (sorted) category."""
-    ref_unique, cur_unique = reference.unique(), current.unique()
-    if len(ref_unique) == 1 and len(cur_unique) == 1 and ref_unique[0] == cur_unique[0]:
+def z_from_counts(keys: list, reference: np.ndarray, current: np.ndarray) -> float:
+    """Two-sided two-proportion Z-test on the share of values other than the first (sorted) key."""
+    present_ref, present_cur = reference > 0, current > 0
+    if present_ref.sum() == 1 and present_cur.sum() == 1 and np.array_equal(present_ref, present_cur):
         return 1.0
-    first = sorted(set(ref_unique) | set(cur_unique))[0]
-    n1, n2 = len(reference), len(current)
-    p1 = float((reference != first).sum()) / n1
-    p2 = float((current != first).sum()) / n2
+    first = keys.index(sorted(keys)[0])
+    n1, n2 = reference.sum(), current.sum()
+    p1, p2 = (n1 - reference[first]) / n1, (n2 - current[first]) / n2
     pooled = (p1 * n1 + p2 * n2) / (n1 + n2)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = (p1 - p2) / np.sqrt(pooled * (1 - pooled) * (1.0 / n1 + 1.0 / n2))
     return float(2 * (1 - stats.norm.cdf(np.abs(z))))
 
 
-def binned_shares(reference: pd.Series, current: pd.Series, kind: ColumnKind, n_bins: int = 30) -> tuple[np.ndarray, np.ndarray]:
+def jensenshannon_from_shares(reference: np.ndarray, current: np.ndarray) -> float:
+    return float(distance.jensenshannon(reference, current))
+
+
+def binned_shares(reference: Summary, current: Summary, kind: ColumnKind, n_bins: int = 30) -> tuple[np.ndarray, np.ndarray]:
     """Evidently's binning: Sturges histogram over both samples for numeric columns with > 20
     unique reference values; otherwise one bin per value."""
-    if kind == "numeric" and reference.nunique() > 20:
-        combined = np.concatenate([reference.to_numpy(dtype=float), current.to_numpy(dtype=float)])
-        edges = np.histogram_bin_edges(combined, bins="sturges")
-        ref = np.histogram(reference.to_numpy(dtype=float), edges)[0] / len(reference)
-        cur = np.histogram(current.to_numpy(dtype=float), edges)[0] / len(current)
+    if kind == "numeric" and len(reference.distinct) > 20:
+        edges = np.histogram_bin_edges(np.concatenate([reference.values, current.values]), bins="sturges")
+        ref = np.histogram(reference.values, edges)[0] / reference.n
+        cur = np.histogram(current.values, edges)[0] / current.n
         return ref, cur
-    _, ref_counts, cur_counts = _category_counts(reference, current)
-    return ref_counts / len(reference), cur_counts / len(current)
+    _, ref_counts, cur_counts = _aligned_counts(reference, current)
+    return ref_counts / reference.n, cur_counts / current.n
+
+
+# Thin wrappers over raw values, for one-off use and for tests against scipy.
+
+
+def chisquare_pvalue(reference: pd.Series, current: pd.Series) -> float:
+    _, ref, cur = _aligned_counts(summarise(reference, "categorical"), summarise(current, "categorical"))
+    return chisquare_from_counts(ref, cur)
+
+
+def z_pvalue(reference: pd.Series, current: pd.Series) -> float:
+    keys, ref, cur = _aligned_counts(summarise(reference, "categorical"), summarise(current, "categorical"))
+    return z_from_counts(keys, ref, cur)
 
 
 def jensenshannon_distance(reference: pd.Series, current: pd.Series, kind: ColumnKind) -> float:
-    ref, cur = binned_shares(reference, current, kind)
-    return float(distance.jensenshannon(ref, cur))
+    return jensenshannon_from_shares(*binned_shares(summarise(reference, kind), summarise(current, kind), kind))
 
 
 # --------------------------------------------------------------------------- selection
 
 
-def default_test(reference: pd.Series, current: pd.Series, kind: ColumnKind, small_sample: int = 1000) -> str:
+def n_unique_at_least(reference: Summary, current: Summary, limit: int = 5) -> int:
+    """Distinct values of both frames together, exact up to `limit + 1` (all the rule needs)."""
+    if isinstance(reference, CategoricalSummary):
+        return len(set(reference.counts.index) | set(current.counts.index))
+    ref, cur = reference.distinct, current.distinct
+    if len(ref) > limit or len(cur) > limit:
+        return max(len(ref), len(cur))
+    return len(np.union1d(ref, cur))
+
+
+def select_test(reference: Summary, current: Summary, kind: ColumnKind, small_sample: int = 1000) -> str:
     """Evidently's default test for a column (see the module docstring)."""
-    n_unique = pd.concat([reference, current]).nunique()
-    if len(reference) <= small_sample:
+    n_unique = n_unique_at_least(reference, current)
+    if reference.n <= small_sample:
         if kind == "numeric" and n_unique > 5:
             return "ks"
         return "chisquare" if n_unique > 2 else "z"
@@ -145,17 +246,23 @@ def default_test(reference: pd.Series, current: pd.Series, kind: ColumnKind, sma
     return "jensenshannon"
 
 
-def run_test(test: str, reference: pd.Series, current: pd.Series, kind: ColumnKind) -> float:
+def default_test(reference: pd.Series, current: pd.Series, kind: ColumnKind, small_sample: int = 1000) -> str:
+    return select_test(summarise(reference, kind), summarise(current, kind), kind, small_sample)
+
+
+def run_test(test: str, reference: Summary, current: Summary, kind: ColumnKind) -> float:
     if test == "ks":
-        return ks_pvalue(reference.to_numpy(dtype=float), current.to_numpy(dtype=float))
+        return ks_pvalue(reference.values, current.values)
     if test == "wasserstein":
-        return wasserstein_normed(reference.to_numpy(dtype=float), current.to_numpy(dtype=float))
-    if test == "chisquare":
-        return chisquare_pvalue(reference, current)
-    if test == "z":
-        return z_pvalue(reference, current)
+        norm = max(float(np.std(reference.values)), 0.001)
+        return _wasserstein_sorted(reference.values, current.values) / norm
     if test == "jensenshannon":
-        return jensenshannon_distance(reference, current, kind)
+        return jensenshannon_from_shares(*binned_shares(reference, current, kind))
+    keys, ref, cur = _aligned_counts(reference, current)
+    if test == "chisquare":
+        return chisquare_from_counts(ref, cur)
+    if test == "z":
+        return z_from_counts(keys, ref, cur)
     raise ValueError(f"unknown drift test {test!r}")
 
 
@@ -171,22 +278,18 @@ def is_drift(test: str, score: float, threshold: float) -> bool:
     return score >= threshold
 
 
-def column_drift(
-    name: str,
-    reference: pd.Series | np.ndarray,
-    current: pd.Series | np.ndarray,
-    kind: ColumnKind,
-    small_sample: int = 1000,
-) -> ColumnDrift:
-    ref_all, cur_all = pd.Series(reference), pd.Series(current)
-    ref, cur = finite_values(ref_all, kind), finite_values(cur_all, kind)
-    new = sorted(map(str, set(cur.unique()) - set(ref.unique()))) if kind == "categorical" else []
-    if len(ref) == 0 or len(cur) == 0:
+def compare(name: str, reference: Summary, current: Summary, kind: ColumnKind, small_sample: int = 1000) -> ColumnDrift:
+    """The drift verdict for one column from the summaries of both frames."""
+    if reference.n == 0 or current.n == 0:
         test, score = "none", float("nan")
     else:
-        test = default_test(ref, cur, kind, small_sample)
-        score = run_test(test, ref, cur, kind)
+        test = select_test(reference, current, kind, small_sample)
+        score = run_test(test, reference, current, kind)
+    new = []
+    if kind == "categorical":
+        new = sorted(map(str, set(current.counts.index) - set(reference.counts.index)))
     threshold = DEFAULT_THRESHOLDS.get(test, float("nan"))
+    ref_total, cur_total = reference.n + reference.missing, current.n + current.missing
     return ColumnDrift(
         column=name,
         type=kind,
@@ -194,12 +297,22 @@ def column_drift(
         score=score,
         threshold=threshold,
         drift=is_drift(test, score, threshold),
-        reference_rows=len(ref),
-        current_rows=len(cur),
-        reference_missing_share=float(1 - len(ref) / len(ref_all)) if len(ref_all) else 1.0,
-        current_missing_share=float(1 - len(cur) / len(cur_all)) if len(cur_all) else 1.0,
+        reference_rows=reference.n,
+        current_rows=current.n,
+        reference_missing_share=reference.missing / ref_total if ref_total else 1.0,
+        current_missing_share=current.missing / cur_total if cur_total else 1.0,
         new_categories=new[:20],
     )
+
+
+def column_drift(
+    name: str,
+    reference: pd.Series | np.ndarray,
+    current: pd.Series | np.ndarray,
+    kind: ColumnKind,
+    small_sample: int = 1000,
+) -> ColumnDrift:
+    return compare(name, summarise(reference, kind), summarise(current, kind), kind, small_sample)
 
 
 def dataset_drift(
@@ -208,9 +321,23 @@ def dataset_drift(
     kinds: dict[str, ColumnKind],
     share_threshold: float = 0.5,
     small_sample: int = 1000,
+    workers: int | None = None,
 ) -> dict:
-    """Per-column drift for every column in `kinds` and the dataset-level verdict."""
-    results = [column_drift(c, reference[c], current[c], kind, small_sample) for c, kind in kinds.items()]
+    """Per-column drift for every column in `kinds` and the dataset-level verdict.
+
+    Columns are tested in parallel threads (numpy releases the GIL while sorting and counting).
+    """
+
+    def one(item: tuple[str, ColumnKind]) -> ColumnDrift:
+        name, kind = item
+        return compare(name, summarise(reference[name], kind), summarise(current[name], kind), kind, small_sample)
+
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        results = list(pool.map(one, kinds.items()))
+    return verdict(results, share_threshold)
+
+
+def verdict(results: list[ColumnDrift], share_threshold: float) -> dict:
     drifted = [r.column for r in results if r.drift]
     share = len(drifted) / len(results) if results else float("nan")
     return {
@@ -222,6 +349,29 @@ def dataset_drift(
         "drifted_columns": drifted,
         "columns": {r.column: r.as_dict() for r in results},
     }
+
+
+def kind_of(values: pd.Series) -> ColumnKind:
+    """Numeric for numeric dtypes (not bool), categorical for everything else."""
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    return "numeric" if numeric else "categorical"
+
+
+def infer_kinds(reference: pd.DataFrame, current: pd.DataFrame, reference_name: str, current_name: str) -> dict[str, ColumnKind]:
+    """The columns both frames share, typed from their dtypes; a type that differs between the
+    frames is an error naming the column (an all-empty column takes the other frame's type)."""
+    common = [c for c in reference.columns if c in current.columns]
+    if not common:
+        raise DataError(current_name, f"has no column in common with {reference_name}",
+                        f"both need the same column names; {reference_name} has: {', '.join(map(str, reference.columns[:20]))}")
+    kinds: dict[str, ColumnKind] = {}
+    for column in common:
+        ref_kind, cur_kind = kind_of(reference[column]), kind_of(current[column])
+        if ref_kind != cur_kind and reference[column].notna().any() and current[column].notna().any():
+            raise DataError(current_name, f"column '{column}' is {cur_kind} here but {ref_kind} in {reference_name}",
+                            "fix the values that make it differ (e.g. text in a number column), or drop the column")
+        kinds[column] = ref_kind if reference[column].notna().any() else cur_kind
+    return kinds
 
 
 def ranked(columns: dict[str, dict], limit: int | None = None) -> Sequence[tuple[str, dict]]:

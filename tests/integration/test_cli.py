@@ -213,3 +213,63 @@ def test_tampered_model_is_refused(tiny_project):
     model.write_bytes(model.read_bytes() + b"\0")
     result = invoke("evaluate")
     assert result.exit_code == 2 and "does not match the model card" in result.output
+
+
+# --------------------------------------------------------------------------- drift on two files
+
+
+@pytest.fixture
+def two_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no params.yaml here: drift's defaults apply
+    reference = make_tiny_frame(rows=2000, seed=1).drop(columns=["when"])
+    current = make_tiny_frame(rows=1500, seed=2).drop(columns=["when"])
+    reference.to_parquet(tmp_path / "reference.parquet")
+    return tmp_path, reference, current
+
+
+def test_drift_between_two_files_without_drift_exits_0(two_files):
+    folder, _, current = two_files
+    current.to_csv(folder / "current.csv", index=False)
+    result = invoke("drift", "--reference", "reference.parquet", "--current", "current.csv", "--target", "churned",
+                    "--out", "out", "--fail-on-drift")
+    assert result.exit_code == 0, result.output
+    drift = yaml.safe_load((folder / "out" / "drift.json").read_text())
+    assert drift["dataset_drift"] is False and drift["target"] == "churned"
+    assert set(drift["columns"]) == {"x1", "x2", "plan", "churned", "customer_id"}
+    assert drift["columns"]["plan"]["type"] == "categorical" and drift["columns"]["x1"]["test"] == "wasserstein"
+    assert (folder / "out" / "drift.md").is_file() and (folder / "out" / "drift.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_fail_on_drift_exits_1_when_the_dataset_drifts(two_files):
+    folder, _, current = two_files
+    current.assign(x1=current.x1 + 3, x2=current.x2 / 3, plan="pro", customer_id=current.customer_id + 10**6).to_csv(
+        folder / "current.csv", index=False)
+    result = invoke("drift", "--reference", "reference.parquet", "--current", "current.csv", "--fail-on-drift")
+    assert result.exit_code == 1, result.output
+    assert "dataset drift" in result.output
+    assert invoke("drift", "--reference", "reference.parquet", "--current", "current.csv").exit_code == 0
+
+
+def test_drift_file_errors_exit_2_with_the_reason(two_files):
+    folder, _, current = two_files
+    missing = invoke("drift", "--reference", "reference.parquet", "--current", "nope.csv")
+    assert missing.exit_code == 2 and "nope.csv: file not found" in missing.output
+
+    pd.DataFrame({"a": [1, 2]}).to_csv(folder / "other.csv", index=False)
+    disjoint = invoke("drift", "--reference", "reference.parquet", "--current", "other.csv")
+    assert disjoint.exit_code == 2 and "no column in common" in disjoint.output
+
+    current.assign(x1=["high"] * len(current)).to_csv(folder / "typed.csv", index=False)
+    mismatch = invoke("drift", "--reference", "reference.parquet", "--current", "typed.csv")
+    assert mismatch.exit_code == 2 and "column 'x1' is categorical here but numeric in reference.parquet" in mismatch.output
+
+    current.head(0).to_csv(folder / "empty.csv", index=False)
+    empty = invoke("drift", "--reference", "reference.parquet", "--current", "empty.csv")
+    assert empty.exit_code == 2 and "no rows" in empty.output
+
+    current.to_csv(folder / "current.csv", index=False)
+    unknown = invoke("drift", "--reference", "reference.parquet", "--current", "current.csv", "--prediction", "score")
+    assert unknown.exit_code == 2 and "--prediction" in unknown.output and "'score'" in unknown.output
+    no_current = invoke("drift", "--reference", "reference.parquet")
+    assert no_current.exit_code == 2 and "--current" in no_current.output
+    assert not (folder / "reports").exists(), "nothing written on bad input"
