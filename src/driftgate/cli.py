@@ -286,6 +286,24 @@ def _drift_files(params_path: Path, reference_path: Path, current: Optional[str]
     return config, ref, cur, kinds, (Path(reference_path).name, Path(current).name)
 
 
+@app.command("drift-report")
+@handles_errors
+def drift_report(
+    params_path: ParamsOpt = DEFAULT_PARAMS,
+    current: CurrentOpt = None,
+    dataset_path: Annotated[Path, typer.Option("--dataset", help="validated dataset")] = Paths().dataset,
+    model_path: Annotated[Path, typer.Option("--model", help="model used for the prediction column")] = Paths().model,
+    out_path: Annotated[Path, typer.Option("--out", help="HTML file to write")] = Paths().drift_dir / "evidently.html",
+) -> None:
+    """Evidently's interactive HTML drift report on a sample (drift.report_sample rows per frame)."""
+    from driftgate.evidently_report import write_report
+
+    config, ref, cur, kinds, labels = _drift_pipeline(params_path, current, model_path, dataset_path)
+    step(f"building Evidently's report on up to {config.report_sample:,} of {len(ref):,} / {len(cur):,} rows")
+    write_report(ref, cur, kinds, config.report_sample, out_path)
+    out.print(f"Evidently report (sampled) -> {out_path}")
+
+
 @app.command()
 @handles_errors
 def gate(

@@ -175,6 +175,7 @@ class DriftConfig(Strict):
     columns: list[str] | None = None
     prediction: bool = True
     small_sample: int = Field(default=1000, ge=1)
+    report_sample: int = Field(default=2000, ge=100, le=1_000_000)
 
 
 class GatesConfig(Strict):

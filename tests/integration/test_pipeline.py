@@ -27,7 +27,7 @@ def project(tmp_path_factory, raw_data_dir) -> Path:
 
 def test_full_run_passes_every_gate_on_the_default_batch(project):
     log = (project / "first_run.log").read_text()
-    for stage in ("validate", "train", "evaluate", "drift", "gate"):
+    for stage in ("validate", "train", "evaluate", "drift", "drift-report", "gate"):
         assert f"Running stage '{stage}'" in log
     gate = json.loads((project / "reports" / "gate.json").read_text())
     assert gate["passed"] is True
@@ -45,8 +45,16 @@ def test_outputs_are_complete_and_consistent(project):
     card = json.loads((project / "artifacts" / "model.json").read_text())
     assert len(card["model_sha256"]) == 64 and card["libraries"]["scikit-learn"]
     assert card["data"]["raw_data_dvc_md5"] == yaml.safe_load((project / "data.dvc").read_text())["outs"][0]["md5"]
-    for png in ("roc_pr.png", "confusion_matrix.png"):
-        assert (project / "reports" / "plots" / png).read_bytes()[:4] == b"\x89PNG"
+    for png in ("plots/roc_pr.png", "plots/confusion_matrix.png", "drift/drift.png"):
+        assert (project / "reports" / png).read_bytes()[:4] == b"\x89PNG"
+    assert "![Reference vs current for the most drifted columns](drift.png)" in (project / "reports" / "drift" / "drift.md").read_text()
+
+
+def test_evidently_report_is_sampled_self_contained_and_says_so(project):
+    page = (project / "reports" / "drift" / "evidently.html").read_text()
+    assert "Sampled report: 2,000 of 77,809 reference rows and 2,000 of 27,587 current rows" in page
+    assert "Dataset Drift" in page and "wind_gust" in page
+    assert '<script src="http' not in page  # opens offline, as a CI artifact
 
 
 def test_dvc_metrics_and_plots_are_declared(project):

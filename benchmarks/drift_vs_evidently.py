@@ -1,0 +1,159 @@
+"""driftgate's drift engine against Evidently's DataDriftPreset on the same files.
+
+    python benchmarks/drift_vs_evidently.py                       # 10k, 100k, 1M rows per frame
+    python benchmarks/drift_vs_evidently.py --sizes 10000 100000  # pick sizes
+    python benchmarks/drift_vs_evidently.py --driftgate-only 5000000
+
+Seeded synthetic frames (20 numeric and 5 categorical columns; drift injected into 7 of them:
+mean shifts, a scale change, a category-frequency change and a new category; NaN in two
+columns) are written as Parquet once per size. Each tool then runs in its own fresh Python
+process on the same two files: read both, test every column, report the verdicts. The table
+shows wall time (read + test, after imports), peak RSS of that process, the speed-up and how
+many column verdicts agree and how many scores agree within 1e-9.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+N_NUMERIC, N_CATEGORICAL = 20, 5
+
+
+def generate(rows: int, seed: int, drifted: bool) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    data = {}
+    for i in range(N_NUMERIC):
+        shift = 0.25 if drifted and i < 3 else 0.0
+        scale = 1.6 if drifted and i == 3 else 1.0
+        if i % 5 == 4:
+            data[f"num_{i:02d}"] = rng.integers(0, 4, rows).astype(float)  # few unique values
+        else:
+            data[f"num_{i:02d}"] = rng.normal(shift, scale, rows) * (i + 1)
+    data["num_01"][rng.uniform(size=rows) < 0.05] = np.nan
+    for j in range(N_CATEGORICAL):
+        levels = [f"c{j}_{k}" for k in range(5 + 10 * j)]
+        weights = np.linspace(1, 2, len(levels))
+        if drifted and j == 0:
+            weights = weights[::-1] ** 2
+        values = rng.choice(levels, rows, p=weights / weights.sum()).astype(object)
+        if drifted and j == 1:
+            values[rng.uniform(size=rows) < 0.1] = "c1_new"
+        if j == 2:
+            values[rng.uniform(size=rows) < 0.02] = None
+        data[f"cat_{j}"] = values
+    return pd.DataFrame(data)
+
+
+def files_for(rows: int, folder: Path) -> tuple[Path, Path]:
+    reference, current = folder / f"reference_{rows}.parquet", folder / f"current_{rows}.parquet"
+    if not reference.exists():
+        generate(rows, 1, drifted=False).to_parquet(reference, row_group_size=1_000_000)
+        generate(rows, 2, drifted=True).to_parquet(current, row_group_size=1_000_000)
+    return reference, current
+
+
+# --------------------------------------------------------------------------- the two tools
+
+
+def run_driftgate(reference: Path, current: Path) -> dict:
+    from driftgate.drift import dataset_drift, infer_kinds
+    from driftgate.io import read_table
+
+    start = time.perf_counter()
+    ref, cur = read_table(reference), read_table(current)
+    result = dataset_drift(ref, cur, infer_kinds(ref, cur, str(reference), str(current)))
+    seconds = time.perf_counter() - start
+    columns = result["columns"]
+    return {"seconds": seconds, "scores": {c: v["score"] for c, v in columns.items()},
+            "drift": {c: v["drift"] for c, v in columns.items()}}
+
+
+def run_evidently(reference: Path, current: Path) -> dict:
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    start = time.perf_counter()
+    ref, cur = pd.read_parquet(reference), pd.read_parquet(current)
+    definition = DataDefinition(numerical_columns=[c for c in ref if c.startswith("num_")],
+                                categorical_columns=[c for c in ref if c.startswith("cat_")])
+    snapshot = Report([DataDriftPreset()]).run(Dataset.from_pandas(cur, data_definition=definition),
+                                               Dataset.from_pandas(ref, data_definition=definition))
+    seconds = time.perf_counter() - start
+    scores, drift = {}, {}
+    for metric in snapshot.dict()["metrics"]:
+        name = metric.get("metric_name", "")
+        if name.startswith("ValueDrift(column="):
+            column = name.split("column=", 1)[1].split(",", 1)[0]
+            threshold = float(name.rsplit("threshold=", 1)[1].rstrip(")"))
+            scores[column] = float(metric["value"])
+            p_value = "p_value" in name or "K-S" in name or "chi-square" in name or "Z-test" in name
+            drift[column] = scores[column] < threshold if p_value else scores[column] >= threshold
+    return {"seconds": seconds, "scores": scores, "drift": drift}
+
+
+def child(tool: str, reference: Path, current: Path) -> None:
+    result = (run_driftgate if tool == "driftgate" else run_evidently)(reference, current)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def measure(tool: str, reference: Path, current: Path) -> dict:
+    completed = subprocess.run([sys.executable, __file__, "--child", tool, str(reference), str(current)],
+                               capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise SystemExit(f"{tool} failed on {reference.name}:\n{completed.stderr[-3000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000],
+                        help="rows per frame to run both tools on")
+    parser.add_argument("--driftgate-only", type=int, nargs="*", default=[], help="rows per frame for driftgate alone")
+    parser.add_argument("--data", type=Path, default=None, help="folder to keep the generated Parquet files in")
+    parser.add_argument("--child", nargs=3, metavar=("TOOL", "REF", "CUR"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child[0], Path(args.child[1]), Path(args.child[2]))
+        return
+
+    folder = args.data or Path(tempfile.mkdtemp(prefix="driftgate-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    header = f"{'rows/frame':>10} | {'Evidently s':>11} | {'RSS MiB':>7} | {'driftgate s':>11} | {'RSS MiB':>7} | " \
+             f"{'speed-up':>8} | {'RSS ratio':>9} | {'verdicts':>8} | {'scores 1e-9':>11}"
+    print(f"{N_NUMERIC + N_CATEGORICAL} columns ({N_NUMERIC} numeric, {N_CATEGORICAL} categorical); "
+          f"each tool in a fresh process; times are read + test, after imports")
+    print(header)
+    print("-" * len(header))
+    for rows in args.sizes:
+        reference, current = files_for(rows, folder)
+        theirs = measure("evidently", reference, current)
+        ours = measure("driftgate", reference, current)
+        agree = sum(theirs["drift"][c] == ours["drift"][c] for c in theirs["drift"])
+        close = sum(abs(theirs["scores"][c] - ours["scores"][c]) <= 1e-9 for c in theirs["scores"])
+        print(f"{rows:>10,} | {theirs['seconds']:>11.2f} | {theirs['peak_rss_mb']:>7.0f} | {ours['seconds']:>11.2f} | "
+              f"{ours['peak_rss_mb']:>7.0f} | {theirs['seconds'] / ours['seconds']:>7.1f}x | "
+              f"{ours['peak_rss_mb'] / theirs['peak_rss_mb']:>9.2f} | {agree:>3}/{len(theirs['drift']):<4} | "
+              f"{close:>5}/{len(theirs['scores']):<5}", flush=True)
+    for rows in args.driftgate_only:
+        reference, current = files_for(rows, folder)
+        ours = measure("driftgate", reference, current)
+        print(f"{rows:>10,} | {'-':>11} | {'-':>7} | {ours['seconds']:>11.2f} | {ours['peak_rss_mb']:>7.0f} | "
+              f"{'-':>8} | {'-':>9} | {'-':>8} | {'-':>11}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
