@@ -9,7 +9,7 @@ import functools
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated, Callable, Literal, Optional
 
 import typer
 from rich.console import Console
@@ -29,6 +29,7 @@ err = Console(stderr=True, highlight=False, width=_WIDTH, soft_wrap=True)
 out = Console(highlight=False, width=_WIDTH)
 
 ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="params.yaml with data, windows, model, drift and gate settings")]
+Engine = Literal["pandas", "chunked"]
 CurrentOpt = Annotated[
     Optional[str],
     typer.Option("--current", help="current batch: a window (2013-07, 2013-06..2013-08) or a CSV/Parquet file; default windows.current"),
@@ -213,6 +214,8 @@ def drift(
     model_path: Annotated[Path, typer.Option("--model", help="model used for prediction drift")] = Paths().model,
     out_dir: Annotated[Path, typer.Option("--out", help="folder for drift.json, drift.md and drift.png")] = Paths().drift_dir,
     fail_on_drift: Annotated[bool, typer.Option("--fail-on-drift", help="exit 1 when the dataset drifts")] = False,
+    engine: Annotated[Engine, typer.Option("--engine", help="pandas: in memory, exact. chunked: reads files in batches "
+                                           "into mergeable summaries (with --reference; bounded memory, documented error bound)")] = "pandas",
 ) -> None:
     """Compare a reference with a current batch, column by column and on model scores.
 
@@ -222,6 +225,9 @@ def drift(
     """
     from driftgate.drift import dataset_drift
 
+    if engine == "chunked":
+        _drift_chunked(params_path, reference_path, current, out_dir, fail_on_drift)
+        return
     if reference_path is not None:
         config, ref, cur, kinds, labels = _drift_files(params_path, reference_path, current, target, prediction)
     else:
@@ -237,6 +243,46 @@ def drift(
               f"({', '.join(result['drifted_columns']) or 'none'}); -> {out_dir / 'drift.json'}, {out_dir / 'drift.md'}")
     if fail_on_drift and result["dataset_drift"]:
         raise typer.Exit(EXIT_GATE_FAILED)
+
+
+def _drift_chunked(params_path: Path, reference_path: Optional[Path], current: Optional[str], out_dir: Path, fail_on_drift: bool) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from driftgate.config import DriftConfig
+    from driftgate.io import write_json, write_text
+    from driftgate.report import drift_markdown
+    from driftgate.scan import SUMMARY_SUFFIX, chunked_drift
+
+    if reference_path is None or not current:
+        raise DriftgateError("--engine chunked", "needs --reference FILE|SUMMARY and --current FILE",
+                             f"a reference summary ({SUMMARY_SUFFIX}) from an earlier run can stand for the reference")
+    config = load_params(params_path).drift if Path(params_path).is_file() else DriftConfig()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=False, disable=not err.is_terminal and not _progress_forced()) as bar:
+        def progress(what: str, total: int | None):
+            task = bar.add_task(f"scanning {what}", total=total)
+            return lambda rows: bar.advance(task, rows)
+
+        summary_out = out_dir / f"reference{SUMMARY_SUFFIX}"
+        result = chunked_drift(reference_path, Path(current), config.share_threshold, config.small_sample,
+                               None if str(reference_path).endswith(SUMMARY_SUFFIX) else summary_out, progress)
+    result = {"reference_window": Path(reference_path).name, "current_window": Path(current).name, **result,
+              "engine": "chunked"}
+    write_json(out_dir / "drift.json", result)
+    write_text(out_dir / "drift.md", drift_markdown(result))
+    verdict = "dataset drift" if result["dataset_drift"] else "no dataset drift"
+    out.print(f"{verdict}: {result['n_drifted']}/{result['n_columns']} columns drifted "
+              f"({', '.join(result['drifted_columns']) or 'none'}); -> {out_dir / 'drift.json'}")
+    if not str(reference_path).endswith(SUMMARY_SUFFIX):
+        out.print(f"reference summary -> {summary_out} (pass it as --reference next time to skip the reference scan)")
+    if fail_on_drift and result["dataset_drift"]:
+        raise typer.Exit(EXIT_GATE_FAILED)
+
+
+def _progress_forced() -> bool:
+    import os
+
+    return os.environ.get("DRIFTGATE_PROGRESS") == "1"
 
 
 def _write_drift(result: dict, ref, cur, out_dir: Path) -> None:
@@ -277,7 +323,7 @@ def _drift_files(params_path: Path, reference_path: Path, current: Optional[str]
     if not current:
         raise DriftgateError("--current", "is required with --reference", "pass the current batch as a CSV or Parquet file")
     config = load_params(params_path).drift if Path(params_path).is_file() else DriftConfig()
-    ref, cur = read_table(reference_path), read_table(current)
+    ref, cur = read_table(reference_path, strings_as_categories=True), read_table(current, strings_as_categories=True)
     kinds = infer_kinds(ref, cur, str(reference_path), current)
     for option, column in (("--target", target), ("--prediction", prediction)):
         if column is not None and column not in kinds:

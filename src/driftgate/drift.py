@@ -52,6 +52,7 @@ class ColumnDrift:
     reference_missing_share: float
     current_missing_share: float
     new_categories: list[str] = field(default_factory=list)
+    score_error_bound: float = 0.0  # 0 where the score is exact; see driftgate.sketch
 
     def as_dict(self) -> dict:
         out = asdict(self)
@@ -69,29 +70,41 @@ class ColumnDrift:
 
 @dataclass(frozen=True)
 class NumericSummary:
-    values: np.ndarray  # finite values, sorted ascending
+    values: np.ndarray  # finite values, sorted ascending (distinct values when weights are given)
     missing: int  # NaN, None and +-inf
+    weights: np.ndarray | None = None  # count of each value, for summaries built from counts
 
     @property
     def n(self) -> int:
-        return len(self.values)
+        return len(self.values) if self.weights is None else int(self.weights.sum())
 
     @property
     def distinct(self) -> np.ndarray:
-        if self.n == 0:
+        if self.weights is not None or len(self.values) == 0:
             return self.values
-        keep = np.empty(self.n, dtype=bool)
+        keep = np.empty(len(self.values), dtype=bool)
         keep[0] = True
         np.not_equal(self.values[1:], self.values[:-1], out=keep[1:])
         return self.values[keep]
 
     def counts(self) -> pd.Series:
         """Counts per distinct value (for the few-values tests), indexed by value."""
+        if self.weights is not None:
+            return pd.Series(self.weights, index=self.values, dtype=float)
         if self.n == 0:
             return pd.Series(dtype=float)
         starts = np.flatnonzero(np.r_[True, self.values[1:] != self.values[:-1]])
         sizes = np.diff(np.r_[starts, self.n])
         return pd.Series(sizes, index=self.values[starts], dtype=float)
+
+    def std(self) -> float:
+        if self.weights is None:
+            return float(np.std(self.values))
+        mean = np.average(self.values, weights=self.weights)
+        return float(np.sqrt(np.average((self.values - mean) ** 2, weights=self.weights)))
+
+    def expanded(self) -> np.ndarray:
+        return self.values if self.weights is None else np.repeat(self.values, self.weights.astype(np.int64))
 
 
 @dataclass(frozen=True)
@@ -155,14 +168,23 @@ def wasserstein_normed(reference: np.ndarray, current: np.ndarray) -> float:
     return _wasserstein_sorted(np.sort(reference), np.sort(current)) / norm
 
 
-def _wasserstein_sorted(u: np.ndarray, v: np.ndarray) -> float:
+def _wasserstein_sorted(u: np.ndarray, v: np.ndarray, u_weights: np.ndarray | None = None,
+                        v_weights: np.ndarray | None = None) -> float:
     """W1 between two samples given sorted: the integral of |F_u - F_v|, as scipy computes it,
-    with one linear merge instead of scipy's two argsorts and searchsorts."""
+    with one linear merge instead of scipy's two argsorts and searchsorts. Optional weights
+    (counts per value) give the same result as repeating each value that many times."""
     merged = np.concatenate([u, v])
     order = np.argsort(merged, kind="stable")  # two sorted runs: a linear merge
     from_u = order < len(u)
-    cdf_u = np.cumsum(from_u)[:-1] / len(u)
-    cdf_v = np.cumsum(~from_u)[:-1] / len(v)
+    if u_weights is None and v_weights is None:
+        cdf_u = np.cumsum(from_u)[:-1] / len(u)
+        cdf_v = np.cumsum(~from_u)[:-1] / len(v)
+    else:
+        wu = np.ones(len(u)) if u_weights is None else u_weights
+        wv = np.ones(len(v)) if v_weights is None else v_weights
+        weights = np.concatenate([wu, wv])[order]
+        cdf_u = np.cumsum(np.where(from_u, weights, 0.0))[:-1] / wu.sum()
+        cdf_v = np.cumsum(np.where(from_u, 0.0, weights))[:-1] / wv.sum()
     deltas = np.diff(merged[order])  # zero inside ties, so tie order does not matter
     return float(np.dot(np.abs(cdf_u - cdf_v), deltas))
 
@@ -196,9 +218,9 @@ def binned_shares(reference: Summary, current: Summary, kind: ColumnKind, n_bins
     """Evidently's binning: Sturges histogram over both samples for numeric columns with > 20
     unique reference values; otherwise one bin per value."""
     if kind == "numeric" and len(reference.distinct) > 20:
-        edges = np.histogram_bin_edges(np.concatenate([reference.values, current.values]), bins="sturges")
-        ref = np.histogram(reference.values, edges)[0] / reference.n
-        cur = np.histogram(current.values, edges)[0] / current.n
+        edges = np.histogram_bin_edges(np.concatenate([reference.expanded(), current.expanded()]), bins="sturges")
+        ref = np.histogram(reference.values, edges, weights=reference.weights)[0] / reference.n
+        cur = np.histogram(current.values, edges, weights=current.weights)[0] / current.n
         return ref, cur
     _, ref_counts, cur_counts = _aligned_counts(reference, current)
     return ref_counts / reference.n, cur_counts / current.n
@@ -252,10 +274,10 @@ def default_test(reference: pd.Series, current: pd.Series, kind: ColumnKind, sma
 
 def run_test(test: str, reference: Summary, current: Summary, kind: ColumnKind) -> float:
     if test == "ks":
-        return ks_pvalue(reference.values, current.values)
+        return ks_pvalue(reference.expanded(), current.expanded())
     if test == "wasserstein":
-        norm = max(float(np.std(reference.values)), 0.001)
-        return _wasserstein_sorted(reference.values, current.values) / norm
+        norm = max(reference.std(), 0.001)
+        return _wasserstein_sorted(reference.values, current.values, reference.weights, current.weights) / norm
     if test == "jensenshannon":
         return jensenshannon_from_shares(*binned_shares(reference, current, kind))
     keys, ref, cur = _aligned_counts(reference, current)

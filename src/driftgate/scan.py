@@ -1,0 +1,187 @@
+"""Out-of-core scanning: read CSV/Parquet (a file or a partitioned folder) in batches into
+mergeable sketches, and store a frame's sketches so a reference is summarised only once.
+
+Peak memory is one batch plus the sketches, whatever the file size.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from driftgate.errors import DataError
+from driftgate.io import atomic_path
+from driftgate.sketch import CategoricalSketch, NumericSketch, Sketch, new_sketch
+
+BATCH_ROWS = 1 << 20
+SUMMARY_SUFFIX = ".summary.npz"
+
+
+def open_dataset(path: Path | str) -> ds.Dataset:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "file not found", "check the path")
+    suffixes = {s.lower() for s in path.suffixes}
+    fmt = "csv" if ".csv" in suffixes else "parquet"
+    try:
+        return ds.dataset(str(path), format=fmt)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(path, f"cannot be read as {fmt} ({exc})", "use CSV with a header row or Parquet") from exc
+
+
+def column_kinds(dataset: ds.Dataset) -> dict[str, str]:
+    kinds = {}
+    for field in dataset.schema:
+        kind = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+        numeric = (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)) and not pa.types.is_boolean(kind)
+        kinds[field.name] = "numeric" if numeric else "categorical"
+    return kinds
+
+
+def count_rows(dataset: ds.Dataset) -> int | None:
+    try:
+        return dataset.count_rows()
+    except (pa.ArrowInvalid, OSError):
+        return None
+
+
+def batches(dataset: ds.Dataset, columns: list[str], batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    """Batches of `columns`, one file and one row group at a time, so peak memory stays near
+    one row group whatever the file size (a plain dataset scan reads a whole file ahead)."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    for path in dataset.files:
+        try:
+            if isinstance(dataset.format, ds.CsvFileFormat):
+                options = pacsv.ConvertOptions(include_columns=columns, column_types=dataset.schema)
+                reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=64 << 20), convert_options=options)
+                yield from reader
+            else:
+                # one row group at a time: ParquetFile.iter_batches reads ahead without bound
+                parquet = pq.ParquetFile(path)
+                for group in range(parquet.metadata.num_row_groups):
+                    table = parquet.read_row_group(group, columns=columns)
+                    yield from table.to_batches(batch_rows)
+                    del table
+        except pa.ArrowInvalid as exc:
+            raise DataError(path, f"cannot be read ({exc})", "fix the file; every batch must match the columns' types") from exc
+
+
+def update(sketches: dict[str, Sketch], batch: pa.RecordBatch) -> None:
+    for name, sketch in sketches.items():
+        array = batch.column(name)
+        if isinstance(sketch, NumericSketch):
+            sketch.update(array.to_numpy(zero_copy_only=False).astype(float, copy=False))
+        else:
+            if pa.types.is_dictionary(array.type):
+                array = array.dictionary_decode()
+            counts = pc.value_counts(array)
+            values = counts.field("values").to_pylist()
+            sketch.update_counts(values, counts.field("counts").to_pylist())
+
+
+def sketch_file(path: Path | str, kinds: dict[str, str], progress: Callable[[int], None] | None = None,
+                batch_rows: int = BATCH_ROWS, like: dict[str, Sketch] | None = None) -> dict[str, Sketch]:
+    """One pass over a file in batches; returns one sketch per column in `kinds`.
+
+    `like`: sketches of the other frame, whose numeric grid widths this scan starts from.
+    """
+    dataset = open_dataset(path)
+    missing = [c for c in kinds if c not in dataset.schema.names]
+    if missing:
+        raise DataError(path, f"column(s) {', '.join(map(repr, missing))} missing", "both frames need the same columns")
+    sketches = {name: new_sketch(kind) for name, kind in kinds.items()}
+    for name, sketch in sketches.items():
+        other = (like or {}).get(name)
+        if isinstance(sketch, NumericSketch) and isinstance(other, NumericSketch):
+            sketch.width = other.width
+    for batch in batches(dataset, list(kinds), batch_rows):
+        update(sketches, batch)
+        if progress:
+            progress(batch.num_rows)
+    if all(s.n + s.missing == 0 for s in sketches.values()):
+        raise DataError(path, "has no rows", "point at a file with data rows")
+    return sketches
+
+
+# --------------------------------------------------------------------------- storing
+
+
+def save(sketches: dict[str, Sketch], target: Path, source: str) -> Path:
+    """Store sketches as .npz: a JSON header plus one array per histogram."""
+    header, arrays = {"source": source, "columns": {}}, {}
+    for i, (name, sketch) in enumerate(sketches.items()):
+        data = sketch.to_dict()
+        for key in ("counts", "exact"):
+            if isinstance(data.get(key), np.ndarray):
+                arrays[f"{key}_{i}"] = data[key]
+                data[key] = f"{key}_{i}"
+        header["columns"][name] = data
+    with atomic_path(target) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, header=np.array(json.dumps(header)), **arrays)
+    return target
+
+
+def load(path: Path) -> tuple[dict[str, Sketch], str]:
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            header = json.loads(str(stored["header"]))
+            sketches: dict[str, Sketch] = {}
+            for name, data in header["columns"].items():
+                for key in ("counts", "exact"):
+                    if isinstance(data.get(key), str):
+                        data[key] = stored[data[key]]
+                sketches[name] = NumericSketch.from_dict(data) if data["kind"] == "numeric" else CategoricalSketch.from_dict(data)
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(path, f"is not a driftgate summary ({exc})", f"summaries end in {SUMMARY_SUFFIX}; rebuild it from the data") from exc
+    return sketches, header.get("source", str(path))
+
+
+# --------------------------------------------------------------------------- the chunked engine
+
+
+def common_kinds(reference: dict[str, str], current: dict[str, str], reference_name: str, current_name: str) -> dict[str, str]:
+    common = [c for c in reference if c in current]
+    if not common:
+        raise DataError(current_name, f"has no column in common with {reference_name}",
+                        f"both need the same column names; {reference_name} has: {', '.join(list(reference)[:20])}")
+    for column in common:
+        if reference[column] != current[column]:
+            raise DataError(current_name, f"column '{column}' is {current[column]} here but {reference[column]} in {reference_name}",
+                            "fix the values that make it differ (e.g. text in a number column), or drop the column")
+    return {c: reference[c] for c in common}
+
+
+def chunked_drift(reference: Path, current: Path, share_threshold: float, small_sample: int,
+                  summary_out: Path | None = None, progress: Callable[[str, int | None], Callable[[int], None]] | None = None) -> dict:
+    """Drift between two files too large for memory. `reference` may be a stored summary."""
+    from driftgate.drift import verdict
+    from driftgate.sketch import compare_sketches
+
+    current_kinds = column_kinds(open_dataset(current))
+    if str(reference).endswith(SUMMARY_SUFFIX):
+        ref_sketches, _ = load(reference)
+        ref_kinds = {name: "numeric" if isinstance(s, NumericSketch) else "categorical" for name, s in ref_sketches.items()}
+        kinds = common_kinds(ref_kinds, current_kinds, str(reference), str(current))
+    else:
+        ref_dataset = open_dataset(reference)
+        kinds = common_kinds(column_kinds(ref_dataset), current_kinds, str(reference), str(current))
+        tick = progress("reference", count_rows(ref_dataset)) if progress else None
+        ref_sketches = sketch_file(reference, kinds, tick)
+        if summary_out is not None:
+            save(ref_sketches, summary_out, str(reference))
+    tick = progress("current", count_rows(open_dataset(current))) if progress else None
+    cur_sketches = sketch_file(current, kinds, tick, like=ref_sketches)
+    results = [compare_sketches(name, ref_sketches[name], cur_sketches[name], kind, small_sample) for name, kind in kinds.items()]
+    out = verdict(results, share_threshold)
+    out["reference_rows"] = max(s.n + s.missing for s in ref_sketches.values())
+    out["current_rows"] = max(s.n + s.missing for s in cur_sketches.values())
+    return out
