@@ -130,10 +130,22 @@ def run_evidently(reference: Path, current: Path) -> dict:
     return {"seconds": seconds, "scores": scores, "drift": drift}
 
 
+def peak_rss_mib() -> float:
+    """This process's own peak RSS. (getrusage's ru_maxrss survives exec on Linux, so a child
+    would report its parent's peak if that was higher.)"""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(tool: str, reference: Path, current: Path) -> None:
     runner = {"driftgate": run_driftgate, "chunked": run_driftgate_chunked, "evidently": run_evidently}[tool]
     result = runner(reference, current)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mib()
     print(json.dumps(result))
 
 

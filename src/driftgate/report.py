@@ -33,6 +33,8 @@ def drift_markdown(drift: dict, plot: str | None = None) -> str:
         notes = []
         if col.get("new_categories"):
             notes.append("new: " + ", ".join(col["new_categories"][:5]))
+        if col.get("score_error_bound"):
+            notes.append(f"score within +-{col['score_error_bound']:.1e} (chunked)")
         change = col["current_missing_share"] - col["reference_missing_share"]
         if abs(change) >= 0.01:
             notes.append(f"missing {col['reference_missing_share']:.1%} -> {col['current_missing_share']:.1%}")

@@ -273,3 +273,53 @@ def test_drift_file_errors_exit_2_with_the_reason(two_files):
     no_current = invoke("drift", "--reference", "reference.parquet")
     assert no_current.exit_code == 2 and "--current" in no_current.output
     assert not (folder / "reports").exists(), "nothing written on bad input"
+
+
+def test_chunked_engine_matches_the_exact_engine_and_reuses_its_reference_summary(two_files):
+    folder, reference, current = two_files
+    current = current.assign(x1=current.x1 + 0.5)
+    current.to_parquet(folder / "current.parquet", row_group_size=400)  # several row groups
+    assert invoke("drift", "--reference", "reference.parquet", "--current", "current.parquet", "--out", "exact").exit_code == 0
+    first = invoke("drift", "--engine", "chunked", "--reference", "reference.parquet", "--current", "current.parquet", "--out", "chunked")
+    assert first.exit_code == 0, first.output
+    summary = folder / "chunked" / "reference.summary.npz"
+    assert summary.is_file() and "pass it as --reference next time" in first.output
+    again = invoke("drift", "--engine", "chunked", "--reference", str(summary), "--current", "current.parquet", "--out", "again")
+    assert again.exit_code == 0, again.output
+    exact, chunked, reused = (yaml.safe_load((folder / d / "drift.json").read_text()) for d in ("exact", "chunked", "again"))
+    assert chunked["columns"] == reused["columns"]
+    for name, col in exact["columns"].items():
+        other = chunked["columns"][name]
+        assert other["test"] == col["test"], name
+        assert abs(other["score"] - col["score"]) <= other["score_error_bound"] + 1e-12, name
+        if abs(col["score"] - col["threshold"]) > other["score_error_bound"]:
+            assert other["drift"] == col["drift"], name
+    assert chunked["columns"]["x1"]["drift"] is True and chunked["engine"] == "chunked"
+
+
+def test_chunked_engine_reads_a_partitioned_folder_and_csv(two_files):
+    folder, reference, current = two_files
+    parts = folder / "current_parts"
+    parts.mkdir()
+    for i, piece in enumerate(current.iloc[i::3] for i in range(3)):
+        piece.to_parquet(parts / f"part-{i}.parquet")
+    current.to_csv(folder / "current.csv", index=False)
+    from_parts = invoke("drift", "--engine", "chunked", "--reference", "reference.parquet", "--current", str(parts), "--out", "p")
+    from_csv = invoke("drift", "--engine", "chunked", "--reference", "reference.parquet", "--current", "current.csv", "--out", "c")
+    assert from_parts.exit_code == 0 and from_csv.exit_code == 0, from_parts.output + from_csv.output
+    parts_result = yaml.safe_load((folder / "p" / "drift.json").read_text())
+    csv_result = yaml.safe_load((folder / "c" / "drift.json").read_text())
+    assert parts_result["current_rows"] == csv_result["current_rows"] == len(current)
+    assert parts_result["columns"]["plan"] == csv_result["columns"]["plan"]
+
+
+def test_chunked_engine_bad_input(two_files):
+    folder, _, current = two_files
+    current.assign(x1="high").to_parquet(folder / "typed.parquet")
+    mismatch = invoke("drift", "--engine", "chunked", "--reference", "reference.parquet", "--current", "typed.parquet")
+    assert mismatch.exit_code == 2 and "column 'x1' is categorical here but numeric in reference.parquet" in mismatch.output
+    no_reference = invoke("drift", "--engine", "chunked", "--current", "typed.parquet")
+    assert no_reference.exit_code == 2 and "--engine chunked" in no_reference.output
+    (folder / "broken.summary.npz").write_bytes(b"not a summary")
+    broken = invoke("drift", "--engine", "chunked", "--reference", "broken.summary.npz", "--current", "typed.parquet")
+    assert broken.exit_code == 2 and "not a driftgate summary" in broken.output
