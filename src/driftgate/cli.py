@@ -226,17 +226,17 @@ def drift(
     from driftgate.drift import dataset_drift
 
     if engine == "chunked":
-        _drift_chunked(params_path, reference_path, current, out_dir, fail_on_drift)
-        return
-    if reference_path is not None:
-        config, ref, cur, kinds, labels = _drift_files(params_path, reference_path, current, target, prediction)
+        result, ref, cur = _drift_chunked(params_path, reference_path, current, out_dir), None, None
     else:
-        config, ref, cur, kinds, labels = _drift_pipeline(params_path, current, model_path, dataset_path)
-    step(f"testing {len(kinds)} columns: {len(ref):,} reference rows ({labels[0]}) vs {len(cur):,} current ({labels[1]})")
-    result = dataset_drift(ref, cur, kinds, config.share_threshold, config.small_sample)
-    result = {"reference_window": labels[0], "current_window": labels[1],
-              "reference_rows": len(ref), "current_rows": len(cur),
-              **({"target": target} if target else {}), **({"prediction": prediction} if prediction else {}), **result}
+        if reference_path is not None:
+            config, ref, cur, kinds, labels = _drift_files(params_path, reference_path, current, target, prediction)
+        else:
+            config, ref, cur, kinds, labels = _drift_pipeline(params_path, current, model_path, dataset_path)
+        step(f"testing {len(kinds)} columns: {len(ref):,} reference rows ({labels[0]}) vs {len(cur):,} current ({labels[1]})")
+        result = dataset_drift(ref, cur, kinds, config.share_threshold, config.small_sample)
+        result = {"reference_window": labels[0], "current_window": labels[1],
+                  "reference_rows": len(ref), "current_rows": len(cur), **result}
+    result = {**({"target": target} if target else {}), **({"prediction": prediction} if prediction else {}), **result}
     _write_drift(result, ref, cur, out_dir)
     verdict = "dataset drift" if result["dataset_drift"] else "no dataset drift"
     out.print(f"{verdict}: {result['n_drifted']}/{result['n_columns']} columns drifted "
@@ -245,51 +245,36 @@ def drift(
         raise typer.Exit(EXIT_GATE_FAILED)
 
 
-def _drift_chunked(params_path: Path, reference_path: Optional[Path], current: Optional[str], out_dir: Path, fail_on_drift: bool) -> None:
+def _drift_chunked(params_path: Path, reference_path: Optional[Path], current: Optional[str], out_dir: Path) -> dict:
+    """Drift with the chunked engine, with a progress bar; stores the reference summary."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from driftgate.config import DriftConfig
-    from driftgate.io import write_json, write_text
-    from driftgate.report import drift_markdown
     from driftgate.scan import SUMMARY_SUFFIX, chunked_drift
 
     if reference_path is None or not current:
         raise DriftgateError("--engine chunked", "needs --reference FILE|SUMMARY and --current FILE",
                              f"a reference summary ({SUMMARY_SUFFIX}) from an earlier run can stand for the reference")
     config = load_params(params_path).drift if Path(params_path).is_file() else DriftConfig()
+    summary_out = None if str(reference_path).endswith(SUMMARY_SUFFIX) else out_dir / f"reference{SUMMARY_SUFFIX}"
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, transient=False, disable=not err.is_terminal and not _progress_forced()) as bar:
+                  console=err, disable=not err.is_terminal) as bar:
         def progress(what: str, total: int | None):
             task = bar.add_task(f"scanning {what}", total=total)
             return lambda rows: bar.advance(task, rows)
 
-        summary_out = out_dir / f"reference{SUMMARY_SUFFIX}"
-        result = chunked_drift(reference_path, Path(current), config.share_threshold, config.small_sample,
-                               None if str(reference_path).endswith(SUMMARY_SUFFIX) else summary_out, progress)
-    result = {"reference_window": Path(reference_path).name, "current_window": Path(current).name, **result,
-              "engine": "chunked"}
-    write_json(out_dir / "drift.json", result)
-    write_text(out_dir / "drift.md", drift_markdown(result))
-    verdict = "dataset drift" if result["dataset_drift"] else "no dataset drift"
-    out.print(f"{verdict}: {result['n_drifted']}/{result['n_columns']} columns drifted "
-              f"({', '.join(result['drifted_columns']) or 'none'}); -> {out_dir / 'drift.json'}")
-    if not str(reference_path).endswith(SUMMARY_SUFFIX):
+        result = chunked_drift(reference_path, Path(current), config.share_threshold, config.small_sample, summary_out, progress)
+    if summary_out is not None:
         out.print(f"reference summary -> {summary_out} (pass it as --reference next time to skip the reference scan)")
-    if fail_on_drift and result["dataset_drift"]:
-        raise typer.Exit(EXIT_GATE_FAILED)
-
-
-def _progress_forced() -> bool:
-    import os
-
-    return os.environ.get("DRIFTGATE_PROGRESS") == "1"
+    return {"reference_window": Path(reference_path).name, "current_window": Path(current).name, **result, "engine": "chunked"}
 
 
 def _write_drift(result: dict, ref, cur, out_dir: Path) -> None:
+    """drift.json, drift.md and, when the frames are in memory, drift.png."""
     from driftgate.io import write_json, write_text
     from driftgate.report import drift_markdown, drift_plot
 
-    plot = drift_plot(result, ref, cur, out_dir / "drift.png")
+    plot = drift_plot(result, ref, cur, out_dir / "drift.png") if ref is not None else None
     write_json(out_dir / "drift.json", result)
     write_text(out_dir / "drift.md", drift_markdown(result, plot.name if plot else None))
 
