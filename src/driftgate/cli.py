@@ -30,6 +30,7 @@ out = Console(highlight=False, width=_WIDTH)
 
 ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="params.yaml with data, windows, model, drift and gate settings")]
 Engine = Literal["pandas", "chunked"]
+Mode = Literal["parity", "calibrated"]
 CurrentOpt = Annotated[
     Optional[str],
     typer.Option("--current", help="current batch: a window (2013-07, 2013-06..2013-08) or a CSV/Parquet file; default windows.current"),
@@ -214,6 +215,8 @@ def drift(
     model_path: Annotated[Path, typer.Option("--model", help="model used for prediction drift")] = Paths().model,
     out_dir: Annotated[Path, typer.Option("--out", help="folder for drift.json, drift.md and drift.png")] = Paths().drift_dir,
     fail_on_drift: Annotated[bool, typer.Option("--fail-on-drift", help="exit 1 when the dataset drifts")] = False,
+    mode: Annotated[Optional[Mode], typer.Option("--mode", help="parity: Evidently's tests and thresholds. calibrated: "
+                                                 "resampled p-values with a multiple-testing correction (default drift.mode)")] = None,
     engine: Annotated[Engine, typer.Option("--engine", help="pandas: in memory, exact. chunked: reads files in batches "
                                            "into mergeable summaries (with --reference; bounded memory, documented error bound)")] = "pandas",
 ) -> None:
@@ -223,9 +226,12 @@ def drift(
     with the model's scores as an extra column. File mode: --reference FILE --current FILE, any
     two tables with the same columns; no model needed.
     """
+    from driftgate.calibrate import calibrated_drift
     from driftgate.drift import dataset_drift
 
     if engine == "chunked":
+        if mode == "calibrated":
+            raise DriftgateError("--mode calibrated", "is not available with --engine chunked yet", "use --engine pandas")
         result, ref, cur = _drift_chunked(params_path, reference_path, current, out_dir), None, None
     else:
         if reference_path is not None:
@@ -233,7 +239,11 @@ def drift(
         else:
             config, ref, cur, kinds, labels = _drift_pipeline(params_path, current, model_path, dataset_path)
         step(f"testing {len(kinds)} columns: {len(ref):,} reference rows ({labels[0]}) vs {len(cur):,} current ({labels[1]})")
-        result = dataset_drift(ref, cur, kinds, config.share_threshold, config.small_sample)
+        if (mode or config.mode) == "calibrated":
+            result = calibrated_drift(ref, cur, kinds, config.share_threshold, config.small_sample, config.alpha,
+                                      config.correction, config.draws, config.pool_below)
+        else:
+            result = dataset_drift(ref, cur, kinds, config.share_threshold, config.small_sample)
         result = {"reference_window": labels[0], "current_window": labels[1],
                   "reference_rows": len(ref), "current_rows": len(cur), **result}
     result = {**({"target": target} if target else {}), **({"prediction": prediction} if prediction else {}), **result}

@@ -176,6 +176,11 @@ class DriftConfig(Strict):
     prediction: bool = True
     small_sample: int = Field(default=1000, ge=1)
     report_sample: int = Field(default=2000, ge=100, le=1_000_000)
+    mode: Literal["parity", "calibrated"] = "parity"
+    alpha: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.05  # calibrated mode: false-alarm level
+    correction: Literal["bh", "bonferroni"] = "bh"
+    draws: int = Field(default=200, ge=50, le=10_000)
+    pool_below: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.005
 
 
 class GatesConfig(Strict):

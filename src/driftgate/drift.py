@@ -53,6 +53,7 @@ class ColumnDrift:
     current_missing_share: float
     new_categories: list[str] = field(default_factory=list)
     score_error_bound: float = 0.0  # 0 where the score is exact; see driftgate.sketch
+    p_value: float | None = None  # calibrated mode: resampled p-value before correction
 
     def as_dict(self) -> dict:
         out = asdict(self)
@@ -401,6 +402,8 @@ def ranked(columns: dict[str, dict], limit: int | None = None) -> Sequence[tuple
 
     def severity(item: tuple[str, dict]) -> tuple[int, float]:
         _, col = item
+        if col.get("p_value") is not None:  # calibrated mode: the smaller p, the more drifted
+            return (0 if col["drift"] else 1, col["p_value"])
         score, threshold = col["score"], col["threshold"]
         if score is None or not np.isfinite(score):
             return (1, 0.0)

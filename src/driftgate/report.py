@@ -27,10 +27,17 @@ def drift_markdown(drift: dict, plot: str | None = None) -> str:
         f"Reference rows: {drift.get('reference_rows', '?'):,}; current rows: {drift.get('current_rows', '?'):,}.",
         "",
     ]
+    if drift.get("mode") == "calibrated":
+        lines[-1:-1] = [f"Calibrated mode: p-values from {drift['draws']} reference-vs-reference resamples, "
+                        f"{drift['correction']} correction at alpha {drift['alpha']:g}, categories under "
+                        f"{drift['pool_below']:.1%} of the reference pooled."]
     table = []
     for name, col in ranked(drift["columns"]):
-        direction = "p <" if col["test"] in P_VALUE_TESTS else ">="
         notes = []
+        direction = "p <" if col["test"] in P_VALUE_TESTS else ">="
+        if col.get("p_value") is not None:
+            direction = f"{drift.get('correction', '')} p at"
+            notes.append(f"p = {col['p_value']:.2g}")
         if col.get("new_categories"):
             notes.append("new: " + ", ".join(col["new_categories"][:5]))
         if col.get("score_error_bound"):

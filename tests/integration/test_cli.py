@@ -323,3 +323,15 @@ def test_chunked_engine_bad_input(two_files):
     (folder / "broken.summary.npz").write_bytes(b"not a summary")
     broken = invoke("drift", "--engine", "chunked", "--reference", "broken.summary.npz", "--current", "typed.parquet")
     assert broken.exit_code == 2 and "not a driftgate summary" in broken.output
+
+
+def test_calibrated_mode_from_the_command_line(two_files):
+    folder, _, current = two_files
+    current.to_csv(folder / "current.csv", index=False)
+    result = invoke("drift", "--reference", "reference.parquet", "--current", "current.csv", "--mode", "calibrated", "--out", "cal")
+    assert result.exit_code == 0, result.output
+    drift = yaml.safe_load((folder / "cal" / "drift.json").read_text())
+    assert drift["mode"] == "calibrated" and all(0 < c["p_value"] <= 1 for c in drift["columns"].values())
+    assert "Calibrated mode" in (folder / "cal" / "drift.md").read_text()
+    chunked = invoke("drift", "--engine", "chunked", "--mode", "calibrated", "--reference", "reference.parquet", "--current", "current.csv")
+    assert chunked.exit_code == 2 and "not available with --engine chunked" in chunked.output
