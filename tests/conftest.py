@@ -131,14 +131,14 @@ def run(cmd: list[str] | str, cwd: Path, check: bool = False, timeout: int = 600
 
 
 def copy_project(dest: Path, with_data: bool = True) -> Path:
-    """A git-initialised copy of this project's pipeline files (not its outputs) in `dest`."""
-    for name in ("params.yaml", "dvc.yaml", "data.dvc", "Makefile", ".gitignore"):  # not dvc.lock: run afresh
-        shutil.copy2(ROOT / name, dest / name)
-    shutil.copytree(ROOT / "pipelines", dest / "pipelines")
-    shutil.copytree(ROOT / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    (dest / ".dvc").mkdir()
-    shutil.copy2(ROOT / ".dvc" / "config", dest / ".dvc" / "config")
-    shutil.copy2(ROOT / ".dvc" / ".gitignore", dest / ".dvc" / ".gitignore")
+    """What a fresh clone of this working tree holds (tracked and untracked, not ignored files),
+    git-initialised in `dest`; plus the raw data unless `with_data` is false."""
+    listed = run(["git", "ls-files", "-co", "--exclude-standard", "-z"], ROOT, check=True).stdout.split("\0")
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
     if with_data:
         shutil.copytree(ROOT / "data", dest / "data")
     run("git init -q -b main && git add -A && git -c user.email=t@t -c user.name=t commit -qm init", dest, check=True)

@@ -27,8 +27,11 @@ def project(tmp_path_factory, raw_data_dir) -> Path:
 
 def test_full_run_passes_every_gate_on_the_default_batch(project):
     log = (project / "first_run.log").read_text()
-    for stage in ("validate", "train", "evaluate", "drift", "drift-report", "gate"):
+    # A clone has the small outputs (git) but not the dataset and model (DVC cache): those are
+    # rebuilt, identical, so DVC may skip the stages after them.
+    for stage in ("validate", "train", "drift-report"):
         assert f"Running stage '{stage}'" in log
+    assert run(["dvc", "status", "--json"], project, check=True).stdout.strip() == "{}"
     gate = json.loads((project / "reports" / "gate.json").read_text())
     assert gate["passed"] is True
     assert {g["gate"] for g in gate["gates"]} == {"f1 (holdout)", "f1 (current 2013-04)", "drift share"}
