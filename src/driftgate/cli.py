@@ -290,7 +290,7 @@ def _write_drift(result: dict, ref, cur, out_dir: Path) -> None:
 
 
 def _drift_pipeline(params_path: Path, current: Optional[str], model_path: Path, dataset_path: Path):
-    from driftgate.data import PREDICTION, features_frame, select_window
+    from driftgate.data import PREDICTED_LABEL, PREDICTION, features_frame, select_window
 
     params, pipeline, schema, dataset = _model_and_dataset(params_path, model_path, dataset_path)
     reference_window = params.windows.reference_window
@@ -303,10 +303,12 @@ def _drift_pipeline(params_path: Path, current: Optional[str], model_path: Path,
         if unknown:
             raise DriftgateError(f"params.yaml: drift.columns: {unknown[0]}", "not a model feature", f"use some of: {', '.join(kinds)}")
         kinds = {c: kinds[c] for c in params.drift.columns}
-    if params.drift.prediction:
-        ref[PREDICTION] = pipeline.predict_proba(ref[schema.columns])[:, 1]
-        cur[PREDICTION] = pipeline.predict_proba(cur[schema.columns])[:, 1]
+    if params.drift.prediction:  # the model's scores, and its decisions at model.threshold
+        for frame in (ref, cur):
+            frame[PREDICTION] = pipeline.predict_proba(frame[schema.columns])[:, 1]
+            frame[PREDICTED_LABEL] = (frame[PREDICTION] >= params.model.threshold).astype(int).astype(str)
         kinds[PREDICTION] = "numeric"
+        kinds[PREDICTED_LABEL] = "categorical"
     return params.drift, ref, cur, kinds, (reference_window.label, batch_label)
 
 

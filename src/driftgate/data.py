@@ -19,6 +19,7 @@ LABEL = "label"
 NUMERIC_SHARE = 0.95  # an inferred column is numeric when this share of its values are numbers
 TIME = "timestamp"
 PREDICTION = "prediction"
+PREDICTED_LABEL = "predicted_label"
 
 # --------------------------------------------------------------------------- bundled data
 

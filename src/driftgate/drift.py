@@ -52,6 +52,7 @@ class ColumnDrift:
     reference_missing_share: float
     current_missing_share: float
     new_categories: list[str] = field(default_factory=list)
+    out_of_range_share: float = 0.0  # numeric: share of current values outside the reference's [min, max]
     score_error_bound: float = 0.0  # 0 where the score is exact; see driftgate.sketch
     p_value: float | None = None  # calibrated mode: resampled p-value before correction
 
@@ -308,9 +309,15 @@ def compare(name: str, reference: Summary, current: Summary, kind: ColumnKind, s
     else:
         test = select_test(reference, current, kind, small_sample)
         score = run_test(test, reference, current, kind)
-    new = []
+    new, out_of_range = [], 0.0
     if kind == "categorical":
         new = sorted(map(str, set(current.counts.index) - set(reference.counts.index)))
+    elif reference.n and current.n:
+        low, high = reference.values[0], reference.values[-1]  # sorted: the reference's range
+        outside = np.searchsorted(current.values, low, "left") + current.n - np.searchsorted(current.values, high, "right")
+        if current.weights is not None:
+            outside = current.weights[(current.values < low) | (current.values > high)].sum()
+        out_of_range = float(outside / current.n)
     threshold = DEFAULT_THRESHOLDS.get(test, float("nan"))
     ref_total, cur_total = reference.n + reference.missing, current.n + current.missing
     return ColumnDrift(
@@ -325,6 +332,7 @@ def compare(name: str, reference: Summary, current: Summary, kind: ColumnKind, s
         reference_missing_share=reference.missing / ref_total if ref_total else 1.0,
         current_missing_share=current.missing / cur_total if cur_total else 1.0,
         new_categories=new[:20],
+        out_of_range_share=out_of_range,
     )
 
 

@@ -40,6 +40,8 @@ def drift_markdown(drift: dict, plot: str | None = None) -> str:
             notes.append(f"p = {col['p_value']:.2g}")
         if col.get("new_categories"):
             notes.append("new: " + ", ".join(col["new_categories"][:5]))
+        if col.get("out_of_range_share", 0) >= 0.001:
+            notes.append(f"{col['out_of_range_share']:.1%} outside the reference range")
         if col.get("score_error_bound"):
             notes.append(f"score within +-{col['score_error_bound']:.1e} (chunked)")
         change = col["current_missing_share"] - col["reference_missing_share"]

@@ -135,3 +135,10 @@ def test_scores_and_verdicts_match_evidently(name, ref, cur, kind):
         assert np.isnan(ours.score)
     else:
         assert ours.score == pytest.approx(float(their_result.drift_score), abs=1e-9)
+
+
+def test_share_of_current_values_outside_the_reference_range_is_reported():
+    result = column_drift("x", pd.Series(np.arange(100.0)), pd.Series([-5.0, 0.0, 50.0, 99.0, 150.0]), "numeric")
+    assert result.out_of_range_share == pytest.approx(2 / 5)
+    inside = column_drift("x", pd.Series(np.arange(100.0)), pd.Series([1.0, 2.0]), "numeric")
+    assert inside.out_of_range_share == 0.0
