@@ -142,3 +142,11 @@ def test_share_of_current_values_outside_the_reference_range_is_reported():
     assert result.out_of_range_share == pytest.approx(2 / 5)
     inside = column_drift("x", pd.Series(np.arange(100.0)), pd.Series([1.0, 2.0]), "numeric")
     assert inside.out_of_range_share == 0.0
+
+
+def test_z_test_is_the_two_proportion_test_on_the_share_of_non_first_values():
+    ref = pd.Series(["a"] * 70 + ["b"] * 30)
+    cur = pd.Series(["a"] * 50 + ["b"] * 50)
+    z = (0.3 - 0.5) / np.sqrt(0.4 * 0.6 * (1 / 100 + 1 / 100))
+    assert z_pvalue(ref, cur) == pytest.approx(2 * stats.norm.sf(abs(z)))
+    assert z_pvalue(pd.Series(["a"] * 5), pd.Series(["a"] * 9)) == 1.0

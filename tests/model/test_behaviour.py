@@ -7,7 +7,6 @@ the gate on its holdout and ranks stormy evening flights above clear mornings.
 """
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from driftgate.data import features_frame, labels
