@@ -5,6 +5,7 @@ Exit codes: 0 success / all gates pass, 1 a gate failed, 2 bad input or usage.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import time
@@ -29,7 +30,7 @@ err = Console(stderr=True, highlight=False, width=_WIDTH, soft_wrap=True)
 out = Console(highlight=False, width=_WIDTH)
 
 ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="params.yaml with data, windows, model, drift and gate settings")]
-Engine = Literal["pandas", "chunked"]
+Engine = Literal["pandas", "chunked", "dask"]
 Mode = Literal["parity", "calibrated"]
 CurrentOpt = Annotated[
     Optional[str],
@@ -218,7 +219,10 @@ def drift(
     mode: Annotated[Optional[Mode], typer.Option("--mode", help="parity: Evidently's tests and thresholds. calibrated: "
                                                  "resampled p-values with a multiple-testing correction (default drift.mode)")] = None,
     engine: Annotated[Engine, typer.Option("--engine", help="pandas: in memory, exact. chunked: reads files in batches "
-                                           "into mergeable summaries (with --reference; bounded memory, documented error bound)")] = "pandas",
+                                           "into mergeable summaries (with --reference; bounded memory, documented error bound). "
+                                           "dask: the same summaries computed on a Dask cluster")] = "pandas",
+    scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="with --engine dask: a scheduler address "
+                                                     "(tcp://host:8786); default a local cluster on 127.0.0.1")] = None,
 ) -> None:
     """Compare a reference with a current batch, column by column and on model scores.
 
@@ -229,10 +233,12 @@ def drift(
     from driftgate.calibrate import calibrated_drift
     from driftgate.drift import dataset_drift
 
-    if engine == "chunked":
+    if engine in ("chunked", "dask"):
         if mode == "calibrated":
-            raise DriftgateError("--mode calibrated", "is not available with --engine chunked yet", "use --engine pandas")
-        result, ref, cur = _drift_chunked(params_path, reference_path, current, out_dir), None, None
+            raise DriftgateError("--mode calibrated", f"is not available with --engine {engine} yet", "use --engine pandas")
+        with _dask_client(scheduler) if engine == "dask" else contextlib.nullcontext() as client:
+            result, ref, cur = _drift_chunked(params_path, reference_path, current, out_dir, client), None, None
+        result["engine"] = engine
     else:
         if reference_path is not None:
             config, ref, cur, kinds, labels = _drift_files(params_path, reference_path, current, target, prediction)
@@ -255,7 +261,29 @@ def drift(
         raise typer.Exit(EXIT_GATE_FAILED)
 
 
-def _drift_chunked(params_path: Path, reference_path: Optional[Path], current: Optional[str], out_dir: Path) -> dict:
+@contextlib.contextmanager
+def _dask_client(scheduler: Optional[str]):
+    """A Dask client: on `scheduler`, or on a local cluster bound to 127.0.0.1."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise DriftgateError("--engine dask", "needs Dask", 'pip install "driftgate[dask]"') from exc
+    if scheduler:
+        step(f"connecting to the Dask scheduler at {scheduler}")
+        try:
+            client = Client(scheduler, timeout="10s")
+        except OSError as exc:
+            raise DriftgateError("--scheduler", f"cannot reach {scheduler} ({exc})", "check the address and that the scheduler runs") from exc
+        with client:
+            yield client
+        return
+    step("starting a local Dask cluster (2 workers on 127.0.0.1)")
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
+                      processes=True) as cluster, Client(cluster) as client:
+        yield client
+
+
+def _drift_chunked(params_path: Path, reference_path: Optional[Path], current: Optional[str], out_dir: Path, client=None) -> dict:
     """Drift with the chunked engine, with a progress bar; stores the reference summary."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -263,7 +291,7 @@ def _drift_chunked(params_path: Path, reference_path: Optional[Path], current: O
     from driftgate.scan import SUMMARY_SUFFIX, chunked_drift
 
     if reference_path is None or not current:
-        raise DriftgateError("--engine chunked", "needs --reference FILE|SUMMARY and --current FILE",
+        raise DriftgateError("--engine chunked/dask", "needs --reference FILE|SUMMARY and --current FILE",
                              f"a reference summary ({SUMMARY_SUFFIX}) from an earlier run can stand for the reference")
     config = load_params(params_path).drift if Path(params_path).is_file() else DriftConfig()
     summary_out = None if str(reference_path).endswith(SUMMARY_SUFFIX) else out_dir / f"reference{SUMMARY_SUFFIX}"
@@ -273,7 +301,8 @@ def _drift_chunked(params_path: Path, reference_path: Optional[Path], current: O
             task = bar.add_task(f"scanning {what}", total=total)
             return lambda rows: bar.advance(task, rows)
 
-        result = chunked_drift(reference_path, Path(current), config.share_threshold, config.small_sample, summary_out, progress)
+        result = chunked_drift(reference_path, Path(current), config.share_threshold, config.small_sample, summary_out,
+                               progress, client)
     if summary_out is not None:
         out.print(f"reference summary -> {summary_out} (pass it as --reference next time to skip the reference scan)")
     return {"reference_window": Path(reference_path).name, "current_window": Path(current).name, **result, "engine": "chunked"}

@@ -74,6 +74,36 @@ def batches(dataset: ds.Dataset, columns: list[str], batch_rows: int = BATCH_ROW
             raise DataError(path, f"cannot be read ({exc})", "fix the file; every batch must match the columns' types") from exc
 
 
+def parts(dataset: ds.Dataset) -> list[tuple[str, int | None]]:
+    """Independent units of work: (Parquet file, row group), or (CSV file, None)."""
+    import pyarrow.parquet as pq
+
+    units: list[tuple[str, int | None]] = []
+    for path in dataset.files:
+        if isinstance(dataset.format, ds.CsvFileFormat):
+            units.append((path, None))
+        else:
+            units.extend((path, group) for group in range(pq.ParquetFile(path).metadata.num_row_groups))
+    return units
+
+
+def sketch_part(path: str, group: int | None, kinds: dict[str, str], widths: dict[str, float], batch_rows: int = BATCH_ROWS) -> dict[str, Sketch]:
+    """Sketch one unit of work (runs on a Dask worker, or locally). `widths` fixes each numeric
+    column's grid so that the parts merge exactly."""
+    import pyarrow.parquet as pq
+
+    sketches = {name: new_sketch(kind) for name, kind in kinds.items()}
+    for name, width in widths.items():
+        sketches[name].width = width
+    if group is None:
+        for batch in batches(open_dataset(path), list(kinds), batch_rows):
+            update(sketches, batch)
+    else:
+        for batch in pq.ParquetFile(path).read_row_group(group, columns=list(kinds)).to_batches(batch_rows):
+            update(sketches, batch)
+    return sketches
+
+
 def update(sketches: dict[str, Sketch], batch: pa.RecordBatch) -> None:
     for name, sketch in sketches.items():
         array = batch.column(name)
@@ -160,9 +190,58 @@ def common_kinds(reference: dict[str, str], current: dict[str, str], reference_n
     return {c: reference[c] for c in common}
 
 
+def _rows(sketches: dict[str, Sketch]) -> int:
+    first = next(iter(sketches.values()))
+    return first.n + first.missing
+
+
+def dask_sketch_file(client, path: Path | str, kinds: dict[str, str], progress: Callable[[int], None] | None = None,
+                     like: dict[str, Sketch] | None = None) -> dict[str, Sketch]:
+    """The same sketches as `sketch_file`, computed part by part on a Dask cluster and merged.
+
+    The grid widths come from `like` or from the first part (sketched here), so every part
+    bins on the same grid and the merge equals the single-machine result.
+    """
+    from distributed import as_completed
+
+    dataset = open_dataset(path)
+    missing = [c for c in kinds if c not in dataset.schema.names]
+    if missing:
+        raise DataError(path, f"column(s) {', '.join(map(repr, missing))} missing", "both frames need the same columns")
+    units = parts(dataset)
+    if not units:
+        raise DataError(path, "has no rows", "point at a file with data rows")
+    widths = {n: s.width for n, s in (like or {}).items() if isinstance(s, NumericSketch) and s.width}
+    merged = None
+    if len(widths) < sum(kind == "numeric" for kind in kinds.values()):
+        merged = sketch_part(*units[0], kinds, widths)
+        widths = {n: s.width for n, s in merged.items() if isinstance(s, NumericSketch) and s.width}
+        units = units[1:]
+        if progress:
+            progress(_rows(merged))
+    for future in as_completed(client.map(sketch_part, [u[0] for u in units], [u[1] for u in units],
+                                          kinds=kinds, widths=widths, pure=False)):
+        part = future.result()
+        merged = part if merged is None else {n: merged[n].merge(part[n]) for n in merged}
+        if progress:
+            progress(_rows(part))
+    if all(s.n + s.missing == 0 for s in merged.values()):
+        raise DataError(path, "has no rows", "point at a file with data rows")
+    return merged
+
+
 def chunked_drift(reference: Path, current: Path, share_threshold: float, small_sample: int,
-                  summary_out: Path | None = None, progress: Callable[[str, int | None], Callable[[int], None]] | None = None) -> dict:
-    """Drift between two files too large for memory. `reference` may be a stored summary."""
+                  summary_out: Path | None = None, progress: Callable[[str, int | None], Callable[[int], None]] | None = None,
+                  client=None) -> dict:
+    """Drift between two files too large for memory. `reference` may be a stored summary.
+
+    With a Dask `client`, the files are sketched part by part on its workers.
+    """
+    def sketch(path, kinds, tick, like=None):
+        if client is None:
+            return sketch_file(path, kinds, tick, like=like)
+        return dask_sketch_file(client, path, kinds, tick, like=like)
+
     from driftgate.drift import verdict
     from driftgate.sketch import compare_sketches
 
@@ -175,11 +254,11 @@ def chunked_drift(reference: Path, current: Path, share_threshold: float, small_
         ref_dataset = open_dataset(reference)
         kinds = common_kinds(column_kinds(ref_dataset), current_kinds, str(reference), str(current))
         tick = progress("reference", count_rows(ref_dataset)) if progress else None
-        ref_sketches = sketch_file(reference, kinds, tick)
+        ref_sketches = sketch(reference, kinds, tick)
         if summary_out is not None:
             save(ref_sketches, summary_out, str(reference))
     tick = progress("current", count_rows(open_dataset(current))) if progress else None
-    cur_sketches = sketch_file(current, kinds, tick, like=ref_sketches)
+    cur_sketches = sketch(current, kinds, tick, like=ref_sketches)
     results = [compare_sketches(name, ref_sketches[name], cur_sketches[name], kind, small_sample) for name, kind in kinds.items()]
     out = verdict(results, share_threshold)
     out["reference_rows"] = max(s.n + s.missing for s in ref_sketches.values())
