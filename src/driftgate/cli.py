@@ -249,7 +249,8 @@ def drift(
             result = calibrated_drift(ref, cur, kinds, config.share_threshold, config.small_sample, config.alpha,
                                       config.correction, config.draws, config.pool_below)
         else:
-            result = dataset_drift(ref, cur, kinds, config.share_threshold, config.small_sample)
+            result = dataset_drift(ref, cur, kinds, config.share_threshold, config.small_sample,
+                                   overrides=config.overrides(kinds))
         result = {"reference_window": labels[0], "current_window": labels[1],
                   "reference_rows": len(ref), "current_rows": len(cur), **result}
     result = {**({"target": target} if target else {}), **({"prediction": prediction} if prediction else {}), **result}

@@ -170,6 +170,11 @@ class ModelConfig(Strict):
     seed: int = 0
 
 
+class ColumnTest(Strict):
+    test: Literal["ks", "wasserstein", "jensenshannon", "chisquare", "z", "psi", "hellinger"] | None = None
+    threshold: float | None = Field(default=None, gt=0.0)
+
+
 class DriftConfig(Strict):
     share_threshold: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
     columns: list[str] | None = None
@@ -181,6 +186,20 @@ class DriftConfig(Strict):
     correction: Literal["bh", "bonferroni"] = "bh"
     draws: int = Field(default=200, ge=50, le=10_000)
     pool_below: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.005
+    tests: dict[str, ColumnTest] = {}  # per-column test and/or threshold instead of the default rule
+
+    def overrides(self, kinds: dict[str, str]) -> dict[str, tuple[str | None, float | None]]:
+        """The per-column overrides, checked against the columns being tested."""
+        from driftgate.drift import NUMERIC_ONLY_TESTS
+
+        for column, choice in self.tests.items():
+            if column not in kinds:
+                raise ConfigError(f"params.yaml: drift.tests.{column}", "is not a column being tested",
+                                  f"use one of: {', '.join(kinds)}")
+            if choice.test in NUMERIC_ONLY_TESTS and kinds[column] != "numeric":
+                raise ConfigError(f"params.yaml: drift.tests.{column}.test", f"{choice.test} needs a numeric column",
+                                  "use jensenshannon, psi, hellinger, chisquare or z")
+        return {column: (choice.test, choice.threshold) for column, choice in self.tests.items()}
 
 
 class GatesConfig(Strict):

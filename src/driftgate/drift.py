@@ -36,7 +36,9 @@ from driftgate.errors import DataError
 ColumnKind = Literal["numeric", "categorical"]
 
 P_VALUE_TESTS = {"ks", "chisquare", "z"}
-DEFAULT_THRESHOLDS = {"ks": 0.05, "chisquare": 0.05, "z": 0.05, "wasserstein": 0.1, "jensenshannon": 0.1}
+DEFAULT_THRESHOLDS = {"ks": 0.05, "chisquare": 0.05, "z": 0.05, "wasserstein": 0.1, "jensenshannon": 0.1,
+                      "psi": 0.1, "hellinger": 0.1}
+NUMERIC_ONLY_TESTS = {"ks", "wasserstein"}
 
 
 @dataclass(frozen=True)
@@ -228,6 +230,34 @@ def binned_shares(reference: Summary, current: Summary, kind: ColumnKind, n_bins
     return ref_counts / reference.n, cur_counts / current.n
 
 
+def _fill_zeroes(shares: np.ndarray) -> np.ndarray:
+    """Evidently's replacement of empty bins before a logarithm (get_binned_data, feel_zeroes)."""
+    nonzero = shares[shares != 0]
+    smallest = nonzero.min() if len(nonzero) else 1.0
+    return np.where(shares == 0, smallest / 10**6 if smallest <= 0.0001 else 0.0001, shares)
+
+
+def psi(reference: Summary, current: Summary, kind: ColumnKind) -> float:
+    """Population stability index on Evidently's bins: sum((r - c) * ln(r / c))."""
+    ref, cur = (_fill_zeroes(x) for x in binned_shares(reference, current, kind))
+    return float(np.sum((ref - cur) * np.log(ref / cur)))
+
+
+def hellinger(reference: Summary, current: Summary, kind: ColumnKind) -> float:
+    """Hellinger distance as Evidently computes it: per category, or on Sturges density bins
+    over the distinct values of both frames."""
+    if kind == "categorical":
+        _, ref, cur = _aligned_counts(reference, current)
+        overlap = float(np.sum(np.sqrt((ref / ref.sum()) * (cur / cur.sum()))))
+    else:
+        edges = np.histogram_bin_edges(np.union1d(reference.distinct, current.distinct), bins="sturges")
+        h1 = np.histogram(reference.values, edges, weights=reference.weights, density=True)[0]
+        h2 = np.histogram(current.values, edges, weights=current.weights, density=True)[0]
+        width = (edges.max() - edges.min()) / (len(edges) - 1)
+        overlap = float(np.sum(np.sqrt(h1 * h2)) * width)
+    return float(np.sqrt(1 - np.clip(overlap, 0, 1)))
+
+
 # Thin wrappers over raw values, for one-off use and for tests against scipy.
 
 
@@ -282,6 +312,10 @@ def run_test(test: str, reference: Summary, current: Summary, kind: ColumnKind) 
         return _wasserstein_sorted(reference.values, current.values, reference.weights, current.weights) / norm
     if test == "jensenshannon":
         return jensenshannon_from_shares(*binned_shares(reference, current, kind))
+    if test == "psi":
+        return psi(reference, current, kind)
+    if test == "hellinger":
+        return hellinger(reference, current, kind)
     keys, ref, cur = _aligned_counts(reference, current)
     if test == "chisquare":
         return chisquare_from_counts(ref, cur)
@@ -302,12 +336,14 @@ def is_drift(test: str, score: float, threshold: float) -> bool:
     return score >= threshold
 
 
-def compare(name: str, reference: Summary, current: Summary, kind: ColumnKind, small_sample: int = 1000) -> ColumnDrift:
-    """The drift verdict for one column from the summaries of both frames."""
+def compare(name: str, reference: Summary, current: Summary, kind: ColumnKind, small_sample: int = 1000,
+            test: str | None = None, threshold: float | None = None) -> ColumnDrift:
+    """The drift verdict for one column from the summaries of both frames. `test` and
+    `threshold` override Evidently's default choice for this column."""
     if reference.n == 0 or current.n == 0:
         test, score = "none", float("nan")
     else:
-        test = select_test(reference, current, kind, small_sample)
+        test = test or select_test(reference, current, kind, small_sample)
         score = run_test(test, reference, current, kind)
     new, out_of_range = [], 0.0
     if kind == "categorical":
@@ -318,7 +354,7 @@ def compare(name: str, reference: Summary, current: Summary, kind: ColumnKind, s
         if current.weights is not None:
             outside = current.weights[(current.values < low) | (current.values > high)].sum()
         out_of_range = float(outside / current.n)
-    threshold = DEFAULT_THRESHOLDS.get(test, float("nan"))
+    threshold = threshold if threshold is not None and test != "none" else DEFAULT_THRESHOLDS.get(test, float("nan"))
     ref_total, cur_total = reference.n + reference.missing, current.n + current.missing
     return ColumnDrift(
         column=name,
@@ -353,15 +389,20 @@ def dataset_drift(
     share_threshold: float = 0.5,
     small_sample: int = 1000,
     workers: int | None = None,
+    overrides: dict[str, tuple[str | None, float | None]] | None = None,
 ) -> dict:
     """Per-column drift for every column in `kinds` and the dataset-level verdict.
 
+    `overrides` maps a column to (test, threshold), either may be None for the default.
     Columns are tested in parallel threads (numpy releases the GIL while sorting and counting).
     """
+    overrides = overrides or {}
 
     def one(item: tuple[str, ColumnKind]) -> ColumnDrift:
         name, kind = item
-        return compare(name, summarise(reference[name], kind), summarise(current[name], kind), kind, small_sample)
+        test, threshold = overrides.get(name, (None, None))
+        return compare(name, summarise(reference[name], kind), summarise(current[name], kind), kind, small_sample,
+                       test, threshold)
 
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         results = list(pool.map(one, kinds.items()))

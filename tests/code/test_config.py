@@ -108,3 +108,15 @@ def test_cli_window_errors_name_the_option():
     with pytest.raises(ConfigError) as caught:
         parse_window("summer", "--current")
     assert caught.value.where == "--current"
+
+
+def test_per_column_drift_tests_are_checked_against_the_tested_columns(tmp_path):
+    params = load_params(with_change(tmp_path, "drift.tests", {"carrier": {"test": "ks"}}))
+    with pytest.raises(ConfigError, match="drift.tests.carrier.test: ks needs a numeric column"):
+        params.drift.overrides({"carrier": "categorical", "temp": "numeric"})
+    with pytest.raises(ConfigError, match="drift.tests.carrier: is not a column being tested"):
+        params.drift.overrides({"temp": "numeric"})
+    with pytest.raises(ConfigError, match="drift.tests.temp.test"):
+        load_params(with_change(tmp_path, "drift.tests", {"temp": {"test": "t-test"}}))
+    ok = load_params(with_change(tmp_path, "drift.tests", {"temp": {"test": "psi", "threshold": 0.2}}))
+    assert ok.drift.overrides({"temp": "numeric"}) == {"temp": ("psi", 0.2)}

@@ -7,6 +7,8 @@ from scipy import stats
 from scipy.spatial import distance
 
 from driftgate.drift import (
+    compare,
+    summarise,
     chisquare_pvalue,
     column_drift,
     dataset_drift,
@@ -150,3 +152,34 @@ def test_z_test_is_the_two_proportion_test_on_the_share_of_non_first_values():
     z = (0.3 - 0.5) / np.sqrt(0.4 * 0.6 * (1 / 100 + 1 / 100))
     assert z_pvalue(ref, cur) == pytest.approx(2 * stats.norm.sf(abs(z)))
     assert z_pvalue(pd.Series(["a"] * 5), pd.Series(["a"] * 9)) == 1.0
+
+
+NUMERIC_PAIR = (np.random.default_rng(3).normal(0, 1, 3000), np.random.default_rng(4).normal(0.15, 1.1, 2000), "numeric")
+CATEGORICAL_PAIR = (np.random.default_rng(5).choice(list("abcdef"), 3000), np.random.default_rng(6).choice(list("abcdefg"), 2000), "categorical")
+
+
+@pytest.mark.parametrize(
+    ("test", "ref", "cur", "kind"),
+    [(t, *NUMERIC_PAIR) for t in ("psi", "hellinger", "ks", "jensenshannon")]
+    + [(t, *CATEGORICAL_PAIR) for t in ("psi", "hellinger", "jensenshannon", "chisquare")],
+    ids=[f"{t} numeric" for t in ("psi", "hellinger", "ks", "jensenshannon")]
+    + [f"{t} categorical" for t in ("psi", "hellinger", "jensenshannon", "chisquare")],
+)
+def test_overridden_tests_match_evidentlys_implementations(test, ref, cur, kind):
+    column_type = ColumnType.Numerical if kind == "numeric" else ColumnType.Categorical
+    theirs = evidently_registry.get_stattest(pd.Series(ref), pd.Series(cur), column_type, test)
+    their_result = theirs(pd.Series(ref).copy(), pd.Series(cur).copy(), column_type, None)
+    ours = compare("x", summarise(pd.Series(ref), kind), summarise(pd.Series(cur), kind), kind, test=test)
+    assert ours.test == test and ours.threshold == their_result.actual_threshold
+    assert ours.score == pytest.approx(float(their_result.drift_score), abs=1e-9)
+    assert ours.drift == bool(their_result.drifted)
+
+
+def test_override_threshold_changes_only_that_columns_verdict():
+    rng = np.random.default_rng(8)
+    ref = pd.DataFrame({"a": rng.normal(0, 1, 3000), "b": rng.normal(0, 1, 3000)})
+    cur = pd.DataFrame({"a": rng.normal(0.05, 1, 2000), "b": rng.normal(0.05, 1, 2000)})
+    default = dataset_drift(ref, cur, {"a": "numeric", "b": "numeric"})
+    strict = dataset_drift(ref, cur, {"a": "numeric", "b": "numeric"}, overrides={"a": (None, 0.01)})
+    assert not default["columns"]["a"]["drift"] and strict["columns"]["a"]["drift"]
+    assert strict["columns"]["a"]["threshold"] == 0.01 and strict["columns"]["b"] == default["columns"]["b"]
