@@ -95,7 +95,8 @@ def read_table(path: Path | str, columns: list[str] | None = None, strings_as_ca
         if path.is_dir() or suffixes & {".parquet", ".pq"}:
             import pyarrow.parquet as pq
 
-            frame = pq.read_table(path, columns=columns).to_pandas(strings_to_categorical=strings_as_categories)
+            frame = pq.read_table(path, columns=columns).to_pandas(
+                strings_to_categorical=strings_as_categories, self_destruct=True, split_blocks=True)
         else:
             frame = pd.read_csv(path, usecols=columns, low_memory=False)
     except pd.errors.EmptyDataError as exc:
