@@ -4,7 +4,6 @@ the same results as the single-machine chunked engine."""
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 from distributed import LocalCluster
 from typer.testing import CliRunner
