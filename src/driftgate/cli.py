@@ -288,13 +288,12 @@ def _drift_chunked(params_path: Path, reference_path: Optional[Path], current: O
     """Drift with the chunked engine, with a progress bar; stores the reference summary."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from driftgate.config import DriftConfig
     from driftgate.scan import SUMMARY_SUFFIX, chunked_drift
 
     if reference_path is None or not current:
         raise DriftgateError("--engine chunked/dask", "needs --reference FILE|SUMMARY and --current FILE",
                              f"a reference summary ({SUMMARY_SUFFIX}) from an earlier run can stand for the reference")
-    config = load_params(params_path).drift if Path(params_path).is_file() else DriftConfig()
+    config = _drift_settings(params_path)
     summary_out = None if str(reference_path).endswith(SUMMARY_SUFFIX) else out_dir / f"reference{SUMMARY_SUFFIX}"
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, disable=not err.is_terminal) as bar:
@@ -342,14 +341,20 @@ def _drift_pipeline(params_path: Path, current: Optional[str], model_path: Path,
     return params.drift, ref, cur, kinds, (reference_window.label, batch_label)
 
 
-def _drift_files(params_path: Path, reference_path: Path, current: Optional[str], target: Optional[str], prediction: Optional[str]):
+def _drift_settings(params_path: Path):
+    """`drift:` from params.yaml; file mode also runs where there is none (defaults apply)."""
     from driftgate.config import DriftConfig
+
+    return load_params(params_path).drift if Path(params_path).is_file() else DriftConfig()
+
+
+def _drift_files(params_path: Path, reference_path: Path, current: Optional[str], target: Optional[str], prediction: Optional[str]):
     from driftgate.drift import infer_kinds
     from driftgate.io import read_table
 
     if not current:
         raise DriftgateError("--current", "is required with --reference", "pass the current batch as a CSV or Parquet file")
-    config = load_params(params_path).drift if Path(params_path).is_file() else DriftConfig()
+    config = _drift_settings(params_path)
     ref, cur = read_table(reference_path, strings_as_categories=True), read_table(current, strings_as_categories=True)
     kinds = infer_kinds(ref, cur, str(reference_path), current)
     for option, column in (("--target", target), ("--prediction", prediction)):

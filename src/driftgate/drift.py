@@ -355,6 +355,14 @@ def compare(name: str, reference: Summary, current: Summary, kind: ColumnKind, s
             outside = current.weights[(current.values < low) | (current.values > high)].sum()
         out_of_range = float(outside / current.n)
     threshold = threshold if threshold is not None and test != "none" else DEFAULT_THRESHOLDS.get(test, float("nan"))
+    return verdict_for(name, kind, test, score, threshold, reference, current,
+                       new_categories=new[:20], out_of_range_share=out_of_range)
+
+
+def verdict_for(name: str, kind: ColumnKind, test: str, score: float, threshold: float, reference, current,
+                **findings) -> ColumnDrift:
+    """A column's result from its test and score; `reference` and `current` are anything with
+    `n` (values tested) and `missing` (values dropped): summaries or sketches."""
     ref_total, cur_total = reference.n + reference.missing, current.n + current.missing
     return ColumnDrift(
         column=name,
@@ -367,8 +375,7 @@ def compare(name: str, reference: Summary, current: Summary, kind: ColumnKind, s
         current_rows=current.n,
         reference_missing_share=reference.missing / ref_total if ref_total else 1.0,
         current_missing_share=current.missing / cur_total if cur_total else 1.0,
-        new_categories=new[:20],
-        out_of_range_share=out_of_range,
+        **findings,
     )
 
 
@@ -429,21 +436,32 @@ def kind_of(values: pd.Series) -> ColumnKind:
     return "numeric" if numeric else "categorical"
 
 
-def infer_kinds(reference: pd.DataFrame, current: pd.DataFrame, reference_name: str, current_name: str) -> dict[str, ColumnKind]:
-    """The columns both frames share, typed from their dtypes; a type that differs between the
-    frames is an error naming the column (an all-empty column takes the other frame's type)."""
-    common = [c for c in reference.columns if c in current.columns]
+def common_kinds(reference: dict[str, ColumnKind], current: dict[str, ColumnKind], reference_name: str, current_name: str,
+                 empty: frozenset[str] = frozenset()) -> dict[str, ColumnKind]:
+    """The columns both frames share, with the reference's type; a type that differs between the
+    frames is an error naming the column, except for columns in `empty` (all missing in the
+    current frame, so their dtype says nothing)."""
+    common = [c for c in reference if c in current]
     if not common:
         raise DataError(current_name, f"has no column in common with {reference_name}",
-                        f"both need the same column names; {reference_name} has: {', '.join(map(str, reference.columns[:20]))}")
-    kinds: dict[str, ColumnKind] = {}
+                        f"both need the same column names; {reference_name} has: {', '.join(map(str, list(reference)[:20]))}")
     for column in common:
-        ref_kind, cur_kind = kind_of(reference[column]), kind_of(current[column])
-        if ref_kind != cur_kind and reference[column].notna().any() and current[column].notna().any():
-            raise DataError(current_name, f"column '{column}' is {cur_kind} here but {ref_kind} in {reference_name}",
+        if reference[column] != current[column] and column not in empty:
+            raise DataError(current_name, f"column '{column}' is {current[column]} here but {reference[column]} in {reference_name}",
                             "fix the values that make it differ (e.g. text in a number column), or drop the column")
-        kinds[column] = ref_kind if reference[column].notna().any() else cur_kind
-    return kinds
+    return {c: reference[c] for c in common}
+
+
+def infer_kinds(reference: pd.DataFrame, current: pd.DataFrame, reference_name: str, current_name: str) -> dict[str, ColumnKind]:
+    """`common_kinds` of two frames, typed from their dtypes (an all-empty column takes the
+    other frame's type)."""
+    ref_empty = {c for c in reference.columns if not reference[c].notna().any()}
+    cur_empty = {c for c in current.columns if not current[c].notna().any()}
+    ref_kinds = {c: kind_of(reference[c]) for c in reference.columns}
+    cur_kinds = {c: kind_of(current[c]) for c in current.columns}
+    for column in ref_empty & set(cur_kinds):
+        ref_kinds[column] = cur_kinds[column]
+    return common_kinds(ref_kinds, cur_kinds, reference_name, current_name, frozenset(cur_empty))
 
 
 def ranked(columns: dict[str, dict], limit: int | None = None) -> Sequence[tuple[str, dict]]:

@@ -117,28 +117,48 @@ def update(sketches: dict[str, Sketch], batch: pa.RecordBatch) -> None:
             sketch.update_counts(values, counts.field("counts").to_pylist())
 
 
-def sketch_file(path: Path | str, kinds: dict[str, str], progress: Callable[[int], None] | None = None,
-                batch_rows: int = BATCH_ROWS, like: dict[str, Sketch] | None = None) -> dict[str, Sketch]:
-    """One pass over a file in batches; returns one sketch per column in `kinds`.
+def _rows(sketches: dict[str, Sketch]) -> int:
+    first = next(iter(sketches.values()))
+    return first.n + first.missing
 
-    `like`: sketches of the other frame, whose numeric grid widths this scan starts from.
+
+def sketch_file(path: Path | str, kinds: dict[str, str], progress: Callable[[int], None] | None = None,
+                like: dict[str, Sketch] | None = None, client=None) -> dict[str, Sketch]:
+    """One sketch per column in `kinds`, built part by part (row group or CSV file) and merged.
+
+    The grid widths come from `like` (the other frame's sketches) or from the first part, so
+    every part bins on the same grid and the merge does not depend on how the file was split.
+    With a Dask `client`, the remaining parts are sketched on its workers.
     """
     dataset = open_dataset(path)
     missing = [c for c in kinds if c not in dataset.schema.names]
     if missing:
         raise DataError(path, f"column(s) {', '.join(map(repr, missing))} missing", "both frames need the same columns")
-    sketches = {name: new_sketch(kind) for name, kind in kinds.items()}
-    for name, sketch in sketches.items():
-        other = (like or {}).get(name)
-        if isinstance(sketch, NumericSketch) and isinstance(other, NumericSketch):
-            sketch.width = other.width
-    for batch in batches(dataset, list(kinds), batch_rows):
-        update(sketches, batch)
-        if progress:
-            progress(batch.num_rows)
-    if all(s.n + s.missing == 0 for s in sketches.values()):
+    units = parts(dataset)
+    if not units:
         raise DataError(path, "has no rows", "point at a file with data rows")
-    return sketches
+    widths = {n: s.width for n, s in (like or {}).items() if isinstance(s, NumericSketch) and s.width}
+    merged = None
+    if len(widths) < sum(kind == "numeric" for kind in kinds.values()):
+        merged = sketch_part(*units[0], kinds, widths)
+        widths = {n: s.width for n, s in merged.items() if isinstance(s, NumericSketch) and s.width}
+        units = units[1:]
+        if progress:
+            progress(_rows(merged))
+    if client is None:
+        sketched = (sketch_part(path, group, kinds, widths) for path, group in units)
+    else:
+        from distributed import as_completed
+
+        futures = client.map(sketch_part, [u[0] for u in units], [u[1] for u in units], kinds=kinds, widths=widths, pure=False)
+        sketched = (future.result() for future in as_completed(futures))
+    for part in sketched:
+        merged = part if merged is None else {n: merged[n].merge(part[n]) for n in merged}
+        if progress:
+            progress(_rows(part))
+    if all(s.n + s.missing == 0 for s in merged.values()):
+        raise DataError(path, "has no rows", "point at a file with data rows")
+    return merged
 
 
 # --------------------------------------------------------------------------- storing
@@ -178,58 +198,6 @@ def load(path: Path) -> tuple[dict[str, Sketch], str]:
 # --------------------------------------------------------------------------- the chunked engine
 
 
-def common_kinds(reference: dict[str, str], current: dict[str, str], reference_name: str, current_name: str) -> dict[str, str]:
-    common = [c for c in reference if c in current]
-    if not common:
-        raise DataError(current_name, f"has no column in common with {reference_name}",
-                        f"both need the same column names; {reference_name} has: {', '.join(list(reference)[:20])}")
-    for column in common:
-        if reference[column] != current[column]:
-            raise DataError(current_name, f"column '{column}' is {current[column]} here but {reference[column]} in {reference_name}",
-                            "fix the values that make it differ (e.g. text in a number column), or drop the column")
-    return {c: reference[c] for c in common}
-
-
-def _rows(sketches: dict[str, Sketch]) -> int:
-    first = next(iter(sketches.values()))
-    return first.n + first.missing
-
-
-def dask_sketch_file(client, path: Path | str, kinds: dict[str, str], progress: Callable[[int], None] | None = None,
-                     like: dict[str, Sketch] | None = None) -> dict[str, Sketch]:
-    """The same sketches as `sketch_file`, computed part by part on a Dask cluster and merged.
-
-    The grid widths come from `like` or from the first part (sketched here), so every part
-    bins on the same grid and the merge equals the single-machine result.
-    """
-    from distributed import as_completed
-
-    dataset = open_dataset(path)
-    missing = [c for c in kinds if c not in dataset.schema.names]
-    if missing:
-        raise DataError(path, f"column(s) {', '.join(map(repr, missing))} missing", "both frames need the same columns")
-    units = parts(dataset)
-    if not units:
-        raise DataError(path, "has no rows", "point at a file with data rows")
-    widths = {n: s.width for n, s in (like or {}).items() if isinstance(s, NumericSketch) and s.width}
-    merged = None
-    if len(widths) < sum(kind == "numeric" for kind in kinds.values()):
-        merged = sketch_part(*units[0], kinds, widths)
-        widths = {n: s.width for n, s in merged.items() if isinstance(s, NumericSketch) and s.width}
-        units = units[1:]
-        if progress:
-            progress(_rows(merged))
-    for future in as_completed(client.map(sketch_part, [u[0] for u in units], [u[1] for u in units],
-                                          kinds=kinds, widths=widths, pure=False)):
-        part = future.result()
-        merged = part if merged is None else {n: merged[n].merge(part[n]) for n in merged}
-        if progress:
-            progress(_rows(part))
-    if all(s.n + s.missing == 0 for s in merged.values()):
-        raise DataError(path, "has no rows", "point at a file with data rows")
-    return merged
-
-
 def chunked_drift(reference: Path, current: Path, share_threshold: float, small_sample: int,
                   summary_out: Path | None = None, progress: Callable[[str, int | None], Callable[[int], None]] | None = None,
                   client=None) -> dict:
@@ -237,12 +205,7 @@ def chunked_drift(reference: Path, current: Path, share_threshold: float, small_
 
     With a Dask `client`, the files are sketched part by part on its workers.
     """
-    def sketch(path, kinds, tick, like=None):
-        if client is None:
-            return sketch_file(path, kinds, tick, like=like)
-        return dask_sketch_file(client, path, kinds, tick, like=like)
-
-    from driftgate.drift import verdict
+    from driftgate.drift import common_kinds, verdict
     from driftgate.sketch import compare_sketches
 
     current_kinds = column_kinds(open_dataset(current))
@@ -254,11 +217,11 @@ def chunked_drift(reference: Path, current: Path, share_threshold: float, small_
         ref_dataset = open_dataset(reference)
         kinds = common_kinds(column_kinds(ref_dataset), current_kinds, str(reference), str(current))
         tick = progress("reference", count_rows(ref_dataset)) if progress else None
-        ref_sketches = sketch(reference, kinds, tick)
+        ref_sketches = sketch_file(reference, kinds, tick, client=client)
         if summary_out is not None:
             save(ref_sketches, summary_out, str(reference))
     tick = progress("current", count_rows(open_dataset(current))) if progress else None
-    cur_sketches = sketch(current, kinds, tick, like=ref_sketches)
+    cur_sketches = sketch_file(current, kinds, tick, like=ref_sketches, client=client)
     results = [compare_sketches(name, ref_sketches[name], cur_sketches[name], kind, small_sample) for name, kind in kinds.items()]
     out = verdict(results, share_threshold)
     out["reference_rows"] = max(s.n + s.missing for s in ref_sketches.values())

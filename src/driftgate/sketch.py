@@ -29,7 +29,7 @@ from driftgate.drift import (
     ColumnDrift,
     ColumnKind,
     NumericSummary,
-    is_drift,
+    verdict_for,
 )
 
 GRID_PER_STD = 1000  # bins per standard deviation before any coarsening: error bound ~0.001
@@ -261,14 +261,7 @@ def compare_sketches(name: str, reference: Sketch, current: Sketch, kind: Column
         score = grid_wasserstein(reference, current) / norm
         bound = max(reference.width, current.width) / norm
     threshold = DEFAULT_THRESHOLDS.get(test, float("nan"))
-    ref_total, cur_total = reference.n + reference.missing, current.n + current.missing
-    return ColumnDrift(
-        column=name, type=kind, test=test, score=score, threshold=threshold, drift=is_drift(test, score, threshold),
-        reference_rows=reference.n, current_rows=current.n,
-        reference_missing_share=reference.missing / ref_total if ref_total else 1.0,
-        current_missing_share=current.missing / cur_total if cur_total else 1.0,
-        score_error_bound=bound,
-    )
+    return verdict_for(name, kind, test, score, threshold, reference, current, score_error_bound=bound)
 
 
 def _ks_from_sketch(reference: NumericSketch, current: NumericSketch) -> float:
