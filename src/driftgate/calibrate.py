@@ -67,11 +67,17 @@ def null_scores(reference: Summary, test: str, kind: ColumnKind, n_current: int,
     n_ref = reference.n
     n, m = min(n_ref, RESAMPLE_CAP), min(n_current, RESAMPLE_CAP)
     scale = math.sqrt((1 / n_ref + 1 / n_current) / (1 / n + 1 / m))
-    if isinstance(reference, NumericSummary):
-        values = reference.expanded()
+    if isinstance(reference, NumericSummary) and reference.weights is None:
+        values = reference.values
 
         def draw(size: int) -> Summary:
             return NumericSummary(np.sort(rng.choice(values, size)), 0)
+    elif isinstance(reference, NumericSummary):  # counts per value (or per bin): draw by inverse CDF
+        values, cdf = reference.values, np.cumsum(reference.weights)
+
+        def draw(size: int) -> Summary:
+            picks = np.searchsorted(cdf, rng.random(size) * cdf[-1], "right")
+            return NumericSummary(np.sort(values[np.minimum(picks, len(values) - 1)]), 0)
     else:
         shares = reference.counts.to_numpy() / reference.counts.sum()
 
@@ -134,15 +140,33 @@ def calibrated_drift(
     pool_below: float = 0.005,
     seed: int = 0,
 ) -> dict:
-    """Per-column drift with calibrated p-values and a multiple-testing correction."""
+    """Per-column drift of two frames with calibrated p-values and a multiple-testing correction."""
+    summaries = {name: (kind, summarise(reference[name], kind), summarise(current[name], kind)) for name, kind in kinds.items()}
+    raw = [compare(name, ref, cur, kind, small_sample) for name, (kind, ref, cur) in summaries.items()]
+    return calibrate(raw, summaries, share_threshold, small_sample, alpha, correction, draws, pool_below, seed)
+
+
+def calibrate(
+    raw: list[ColumnDrift],
+    summaries: dict[str, tuple[ColumnKind, Summary, Summary]],
+    share_threshold: float = 0.5,
+    small_sample: int = 1000,
+    alpha: float = 0.05,
+    correction: str = "bh",
+    draws: int = 200,
+    pool_below: float = 0.005,
+    seed: int = 0,
+) -> dict:
+    """Turn Evidently-rule results (`raw`, which keep their findings such as new categories)
+    into calibrated verdicts, from each column's reference and current summaries. The summaries
+    may be exact (in memory) or binned (the chunked and Dask engines' sketches)."""
     rng = np.random.default_rng(seed)
     results: list[ColumnDrift] = []
     p_values: list[float] = []
-    for name, kind in kinds.items():
-        ref, cur = summarise(reference[name], kind), summarise(current[name], kind)
-        raw = compare(name, ref, cur, kind, small_sample)  # Evidently's test, score and new categories
+    for result in raw:
+        kind, ref, cur = summaries[result.column]
         if ref.n == 0 or cur.n == 0:
-            results.append(raw)
+            results.append(result)
             p_values.append(float("nan"))
             continue
         if kind == "categorical":
@@ -151,11 +175,10 @@ def calibrated_drift(
         score = run_test(test, ref, cur, kind)
         null = null_scores(ref, test, kind, cur.n, draws, rng)
         p_values.append(resampled_p_value(test, score, null))
-        results.append(replace(raw, test=test, score=score))
+        results.append(replace(result, test=test, score=score))
     rejected = adjust(p_values, alpha, correction)
-    calibrated = []
-    for result, p_value, drift in zip(results, p_values, rejected):
-        calibrated.append(replace(result, drift=bool(drift), threshold=alpha, p_value=p_value))
+    calibrated = [replace(result, drift=bool(drift), threshold=alpha, p_value=p_value)
+                  for result, p_value, drift in zip(results, p_values, rejected)]
     out = verdict(calibrated, share_threshold)
     out.update(mode="calibrated", alpha=alpha, correction=correction, draws=draws, pool_below=pool_below)
     return out

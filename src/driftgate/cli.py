@@ -234,10 +234,8 @@ def drift(
     from driftgate.drift import dataset_drift
 
     if engine in ("chunked", "dask"):
-        if mode == "calibrated":
-            raise DriftgateError("--mode calibrated", f"is not available with --engine {engine} yet", "use --engine pandas")
         with _dask_client(scheduler) if engine == "dask" else contextlib.nullcontext() as client:
-            result, ref, cur = _drift_chunked(params_path, reference_path, current, out_dir, client), None, None
+            result, ref, cur = _drift_chunked(params_path, reference_path, current, out_dir, mode, client), None, None
         result["engine"] = engine
     else:
         if reference_path is not None:
@@ -284,7 +282,8 @@ def _dask_client(scheduler: Optional[str]):
         yield client
 
 
-def _drift_chunked(params_path: Path, reference_path: Optional[Path], current: Optional[str], out_dir: Path, client=None) -> dict:
+def _drift_chunked(params_path: Path, reference_path: Optional[Path], current: Optional[str], out_dir: Path,
+                   mode: Optional[str] = None, client=None) -> dict:
     """Drift with the chunked engine, with a progress bar; stores the reference summary."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -298,14 +297,43 @@ def _drift_chunked(params_path: Path, reference_path: Optional[Path], current: O
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, disable=not err.is_terminal) as bar:
         def progress(what: str, total: int | None):
+            if not err.is_terminal:  # CI logs: a plain line every 10% instead of a bar
+                return _progress_lines(f"scanning {what}", total)
             task = bar.add_task(f"scanning {what}", total=total)
             return lambda rows: bar.advance(task, rows)
 
+        calibration = None
+        if (mode or config.mode) == "calibrated":
+            calibration = {"alpha": config.alpha, "correction": config.correction, "draws": config.draws,
+                           "pool_below": config.pool_below}
         result = chunked_drift(reference_path, Path(current), config.share_threshold, config.small_sample, summary_out,
-                               progress, client)
+                               progress, client, calibration)
     if summary_out is not None:
         out.print(f"reference summary -> {summary_out} (pass it as --reference next time to skip the reference scan)")
     return {"reference_window": Path(reference_path).name, "current_window": Path(current).name, **result, "engine": "chunked"}
+
+
+def _progress_lines(what: str, total: int | None, every: float = 0.1) -> Callable[[int], None]:
+    """A progress callback that prints one log line per `every` of `total` rows (or per 10 s
+    when the total is unknown): readable in a CI job log, where a redrawn bar is not."""
+    seen, next_mark, started = 0, every, time.monotonic()
+    last = started
+
+    def advance(rows: int) -> None:
+        nonlocal seen, next_mark, last
+        seen += rows
+        now = time.monotonic()
+        if total:
+            if seen / total + 1e-12 < next_mark and seen < total:
+                return
+            while next_mark <= seen / total + 1e-12:
+                next_mark += every
+            step(f"{what}: {seen:,} / {total:,} rows ({seen / total:.0%}, {now - started:.1f} s)")
+        elif now - last >= 10:
+            step(f"{what}: {seen:,} rows ({now - started:.1f} s)")
+        last = now
+
+    return advance
 
 
 def _write_drift(result: dict, ref, cur, out_dir: Path) -> None:

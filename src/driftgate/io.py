@@ -93,9 +93,14 @@ def read_table(path: Path | str, columns: list[str] | None = None, strings_as_ca
     suffixes = {s.lower() for s in path.suffixes}
     try:
         if path.is_dir() or suffixes & {".parquet", ".pq"}:
+            import pyarrow as pa
             import pyarrow.parquet as pq
 
-            frame = pq.read_table(path, columns=columns).to_pandas(
+            dictionary = None
+            if strings_as_categories:  # decode text straight into dictionaries, never as one string per row
+                schema = pq.read_schema(path) if path.is_file() else pq.ParquetDataset(path).schema
+                dictionary = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+            frame = pq.read_table(path, columns=columns, read_dictionary=dictionary).to_pandas(
                 strings_to_categorical=strings_as_categories, self_destruct=True, split_blocks=True)
         else:
             frame = pd.read_csv(path, usecols=columns, low_memory=False)

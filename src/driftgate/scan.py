@@ -200,10 +200,12 @@ def load(path: Path) -> tuple[dict[str, Sketch], str]:
 
 def chunked_drift(reference: Path, current: Path, share_threshold: float, small_sample: int,
                   summary_out: Path | None = None, progress: Callable[[str, int | None], Callable[[int], None]] | None = None,
-                  client=None) -> dict:
+                  client=None, calibration: dict | None = None) -> dict:
     """Drift between two files too large for memory. `reference` may be a stored summary.
 
-    With a Dask `client`, the files are sketched part by part on its workers.
+    With a Dask `client`, the files are sketched part by part on its workers. With
+    `calibration` (the keyword arguments of `driftgate.calibrate.calibrate`), the verdicts are
+    the calibrated mode's, computed from the sketches.
     """
     from driftgate.drift import common_kinds, verdict
     from driftgate.sketch import compare_sketches
@@ -223,7 +225,14 @@ def chunked_drift(reference: Path, current: Path, share_threshold: float, small_
     tick = progress("current", count_rows(open_dataset(current))) if progress else None
     cur_sketches = sketch_file(current, kinds, tick, like=ref_sketches, client=client)
     results = [compare_sketches(name, ref_sketches[name], cur_sketches[name], kind, small_sample) for name, kind in kinds.items()]
-    out = verdict(results, share_threshold)
+    if calibration is None:
+        out = verdict(results, share_threshold)
+    else:
+        from driftgate.calibrate import calibrate
+        from driftgate.sketch import as_summaries
+
+        summaries = {name: (kind, *as_summaries(ref_sketches[name], cur_sketches[name])) for name, kind in kinds.items()}
+        out = calibrate(results, summaries, share_threshold, small_sample, **calibration)
     out["reference_rows"] = max(s.n + s.missing for s in ref_sketches.values())
     out["current_rows"] = max(s.n + s.missing for s in cur_sketches.values())
     return out

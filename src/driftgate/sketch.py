@@ -29,6 +29,7 @@ from driftgate.drift import (
     ColumnDrift,
     ColumnKind,
     NumericSummary,
+    Summary,
     verdict_for,
 )
 
@@ -165,6 +166,12 @@ class NumericSketch:
                                   np.array([self.distinct[k] for k in keys], dtype=float))
         return None
 
+    def binned(self) -> NumericSummary:
+        """The histogram as a summary: each non-empty bin's count at its centre."""
+        used = np.flatnonzero(self.counts)
+        centres = (used + self.offset + 0.5) * (self.width or 1.0)
+        return NumericSummary(centres.astype(float), self.missing, self.counts[used].astype(float))
+
     def to_dict(self) -> dict:
         return {"kind": "numeric", "width": self.width, "n": self.n, "missing": self.missing, "mean": self.mean,
                 "m2": self.m2, "offset": self.offset, "counts": self.counts,
@@ -223,6 +230,18 @@ def new_sketch(kind: ColumnKind) -> Sketch:
 
 
 # --------------------------------------------------------------------------- comparing
+
+
+def as_summaries(reference: Sketch, current: Sketch) -> tuple[Summary, Summary]:
+    """Summaries for the calibrated mode: exact where both sketches hold every value, else both
+    histograms on their common grid (Wasserstein between them equals `grid_wasserstein`)."""
+    ref, cur = reference.summary(), current.summary()
+    if ref is not None and cur is not None:
+        return ref, cur
+    width = max((w for w in (reference.width, current.width) if w), default=1.0)
+    reference.align(width)
+    current.align(width)
+    return reference.binned(), current.binned()
 
 
 def grid_wasserstein(reference: NumericSketch, current: NumericSketch) -> float:

@@ -183,3 +183,52 @@ def test_override_threshold_changes_only_that_columns_verdict():
     strict = dataset_drift(ref, cur, {"a": "numeric", "b": "numeric"}, overrides={"a": (None, 0.01)})
     assert not default["columns"]["a"]["drift"] and strict["columns"]["a"]["drift"]
     assert strict["columns"]["a"]["threshold"] == 0.01 and strict["columns"]["b"] == default["columns"]["b"]
+
+
+def _evidently_report(reference: pd.DataFrame, current: pd.DataFrame, kinds: dict[str, str]) -> dict[str, tuple[float, bool]]:
+    """Score and verdict per column from Evidently's own DataDriftPreset report."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    definition = DataDefinition(numerical_columns=[c for c, k in kinds.items() if k == "numeric"],
+                                categorical_columns=[c for c, k in kinds.items() if k == "categorical"])
+    snapshot = Report([DataDriftPreset()]).run(Dataset.from_pandas(current, data_definition=definition),
+                                               Dataset.from_pandas(reference, data_definition=definition))
+    out = {}
+    for metric in snapshot.dict()["metrics"]:
+        name = metric.get("metric_name", "")
+        if name.startswith("ValueDrift(column="):
+            column = name.split("column=", 1)[1].split(",", 1)[0]
+            threshold = float(name.rsplit("threshold=", 1)[1].rstrip(")"))
+            score = float(metric["value"])
+            p_value = any(t in name for t in ("p_value", "K-S", "chi-square", "Z-test"))
+            out[column] = (score, score < threshold if p_value else score >= threshold)
+    return out
+
+
+@pytest.mark.parametrize("rows", [(900, 400), (4000, 1500)], ids=["small reference", "large reference"])
+def test_nan_heavy_columns_and_new_categories_match_evidentlys_full_report(rows):
+    """End to end through Evidently's Report, which does its own NaN handling: columns that are
+    mostly NaN (and +-inf), categories that only the current frame has, and a constant column."""
+    rng = np.random.default_rng(11)
+
+    def frame(n: int, shift: float, new: bool) -> pd.DataFrame:
+        mostly_nan = rng.normal(shift, 1, n)
+        mostly_nan[rng.uniform(size=n) < 0.7] = np.nan
+        with_inf = rng.gamma(2, 2, n) + shift
+        with_inf[rng.uniform(size=n) < 0.05] = np.inf
+        with_inf[rng.uniform(size=n) < 0.05] = -np.inf
+        levels = list("abcdef") + (["new1", "new2"] if new else [])
+        city = pd.Series(rng.choice(levels, n)).where(rng.uniform(size=n) > 0.4)  # 40% missing
+        return pd.DataFrame({"mostly_nan": mostly_nan, "with_inf": with_inf, "city": city,
+                             "few": rng.integers(0, 3, n).astype(float), "constant": np.full(n, 2.0)})
+
+    reference, current = frame(rows[0], 0.0, False), frame(rows[1], 0.3, True)
+    kinds = {"mostly_nan": "numeric", "with_inf": "numeric", "city": "categorical", "few": "numeric", "constant": "numeric"}
+    theirs = _evidently_report(reference, current, kinds)
+    ours = dataset_drift(reference, current, kinds)["columns"]
+    assert set(theirs) == set(kinds)
+    for column, (score, drifted) in theirs.items():
+        assert ours[column]["score"] == pytest.approx(score, abs=1e-9, nan_ok=True), column
+        assert ours[column]["drift"] == drifted, column
+    assert ours["city"]["new_categories"] == ["new1", "new2"]

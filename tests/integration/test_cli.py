@@ -284,6 +284,8 @@ def test_chunked_engine_matches_the_exact_engine_and_reuses_its_reference_summar
     assert first.exit_code == 0, first.output
     summary = folder / "chunked" / "reference.summary.npz"
     assert summary.is_file() and "pass it as --reference next time" in first.output
+    # not a terminal (as in a CI log): progress comes as plain lines, the last one at 100%
+    assert "scanning reference: " in first.output and f"{len(current):,} / {len(current):,} rows (100%" in first.output
     again = invoke("drift", "--engine", "chunked", "--reference", str(summary), "--current", "current.parquet", "--out", "again")
     assert again.exit_code == 0, again.output
     exact, chunked, reused = (yaml.safe_load((folder / d / "drift.json").read_text()) for d in ("exact", "chunked", "again"))
@@ -333,5 +335,12 @@ def test_calibrated_mode_from_the_command_line(two_files):
     drift = yaml.safe_load((folder / "cal" / "drift.json").read_text())
     assert drift["mode"] == "calibrated" and all(0 < c["p_value"] <= 1 for c in drift["columns"].values())
     assert "Calibrated mode" in (folder / "cal" / "drift.md").read_text()
-    chunked = invoke("drift", "--engine", "chunked", "--mode", "calibrated", "--reference", "reference.parquet", "--current", "current.csv")
-    assert chunked.exit_code == 2 and "not available with --engine chunked" in chunked.output
+    chunked = invoke("drift", "--engine", "chunked", "--mode", "calibrated", "--reference", "reference.parquet",
+                     "--current", "current.csv", "--out", "cal_chunked")
+    assert chunked.exit_code == 0, chunked.output
+    from_sketches = yaml.safe_load((folder / "cal_chunked" / "drift.json").read_text())
+    assert from_sketches["mode"] == "calibrated" and from_sketches["engine"] == "chunked"
+    for name, col in drift["columns"].items():  # the same tests, and the same verdicts from the sketches
+        other = from_sketches["columns"][name]
+        assert (other["test"], other["drift"]) == (col["test"], col["drift"]), name
+        assert 0 < other["p_value"] <= 1
