@@ -457,3 +457,118 @@ def gate(
     failed = [r.gate for r in results if not r.passed]
     out.print(f"[bold red]{len(failed)} gate(s) failed: {', '.join(failed)}.[/bold red] Verdicts -> {out_path}")
     raise typer.Exit(EXIT_GATE_FAILED)
+
+
+@app.command()
+@handles_errors
+def report(
+    gate_path: Annotated[Path, typer.Option("--gate", help="gate.json from `driftgate gate`")] = Paths().gate,
+    metrics_path: Annotated[Path, typer.Option("--metrics", help="metrics.json from `driftgate evaluate`")] = Paths().metrics,
+    drift_path: Annotated[Path, typer.Option("--drift", help="drift.json from `driftgate drift`")] = Paths().drift_dir / "drift.json",
+    baseline_rev: Annotated[Optional[str], typer.Option("--baseline-rev", help="git revision to compare metrics and params "
+                                                        "with (`dvc metrics diff` / `dvc params diff`), e.g. origin/main")] = None,
+    workflow: Annotated[str, typer.Option("--workflow", help="what kind of run this is, shown in the report (merge_request, schedule, push)")] = "",
+    out_path: Annotated[Path, typer.Option("--out", help="the Markdown report (images are linked relative to it)")] = Paths().reports / "report.md",
+) -> None:
+    """Write the report CI posts on the merge request: verdict, gates, metrics and params against
+    main, the drift table, plots and a link to Evidently's HTML report. Never fails on a
+    missing input: it says what is missing instead (exit 0)."""
+    from driftgate.io import read_json, write_text
+    from driftgate.report import CiContext, ci_report
+
+    def optional(path: Path, what: str) -> dict | None:
+        try:
+            payload = read_json(path, what)
+        except DriftgateError as exc:
+            notes.append(f"_Missing: {exc.message.splitlines()[0]}._")
+            return None
+        return payload if isinstance(payload, dict) else None
+
+    notes: list[str] = []
+    gate_result, metrics, drift_result = optional(gate_path, "gate verdicts"), optional(metrics_path, "metrics"), optional(drift_path, "drift results")
+    baseline = params_changed = None
+    label = baseline_rev or "main"
+    if baseline_rev:
+        label = baseline_rev.removeprefix("origin/")
+        baseline, params_changed = _against_revision(baseline_rev, metrics_path, notes)
+    plots = [metrics_path.parent / "plots" / "confusion_matrix.png", metrics_path.parent / "plots" / "roc_pr.png",
+             drift_path.parent / "drift.png"]
+    text = ci_report(gate_result, metrics, drift_result, out_path, CiContext.from_env(), workflow, baseline, label,
+                     params_changed, plots, drift_path.parent / "evidently.html", notes)
+    write_text(out_path, text)
+    out.print(f"report -> {out_path}")
+
+
+def _against_revision(rev: str, metrics_path: Path, notes: list[str]) -> tuple[dict | None, dict | None]:
+    """The revision's metrics (the numbers `dvc metrics diff REV` compares with) and the params
+    that changed since it (`dvc params diff REV`)."""
+    import json
+    import subprocess
+
+    def dvc(*args: str) -> dict | None:
+        done = subprocess.run(["dvc", *args, "--json"], capture_output=True, text=True)
+        if done.returncode != 0:
+            notes.append(f"_`dvc {' '.join(args)}` failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}_")
+            return None
+        return json.loads(done.stdout or "{}")
+
+    diff = dvc("metrics", "diff", rev, "--all", "--targets", str(metrics_path))
+    baseline = None
+    if diff is not None:
+        flat = next(iter(diff.values()), {})
+        baseline = {}
+        for key, change in flat.items():
+            split, _, name = key.partition(".")
+            if change.get("old") is not None:
+                baseline.setdefault(split, {})[name] = change["old"]
+        baseline = baseline or None
+    params = dvc("params", "diff", rev)
+    changed = None if params is None else {key: change for changes in params.values() for key, change in changes.items()}
+    return baseline, changed
+
+
+@app.command()
+@handles_errors
+def alert(
+    params_path: ParamsOpt = DEFAULT_PARAMS,
+    gate_path: Annotated[Path, typer.Option("--gate", help="gate.json from `driftgate gate`; missing counts as a failure")] = Paths().gate,
+    attach: Annotated[Optional[list[Path]], typer.Option("--attach", help="files to attach (default: the drift plot)")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the message instead of sending it")] = False,
+) -> None:
+    """Email the gate verdicts (alerts.send_on in params.yaml: failure, always or schedule).
+
+    SMTP settings come from DRIFTGATE_SMTP_* and DRIFTGATE_ALERT_* environment variables (see
+    README: CI secrets). Missing settings are a warning (exit 0) unless alerts.required is true;
+    a server that refuses the message is exit 2. The password is never printed.
+    """
+    from driftgate import alerts
+    from driftgate.io import read_json
+    from driftgate.report import CiContext
+
+    params = load_params(params_path)
+    ci = CiContext.from_env()
+    try:
+        verdicts = read_json(gate_path, "gate verdicts")
+    except DriftgateError as exc:
+        err.print(f"[yellow]warning:[/yellow] {exc.message.splitlines()[0]}: alerting as a failure")
+        verdicts = {}
+    if not isinstance(verdicts, dict):
+        verdicts = {}
+    passed = bool(verdicts.get("passed")) and bool(verdicts.get("gates"))
+    if not alerts.should_send(passed, params.alerts.send_on, ci):
+        out.print(f"{'all gates passed' if passed else 'not a scheduled run'}: no alert (alerts.send_on: {params.alerts.send_on})")
+        return
+    try:
+        settings = alerts.SmtpSettings.from_env()
+    except DriftgateError as exc:
+        if params.alerts.required or dry_run:
+            raise
+        err.print(f"[yellow]warning:[/yellow] no alert sent: {exc.message}")
+        return
+    files = attach if attach is not None else [Paths().drift_dir / "drift.png"]
+    message = alerts.build_message(verdicts, settings, ci, files)
+    if dry_run:
+        out.print(message.as_string()[:4000])
+        return
+    alerts.send(message, settings)
+    out.print(f"alert sent to {', '.join(settings.recipients)} via {settings.host}:{settings.port} ({settings.security}): {message['Subject']}")

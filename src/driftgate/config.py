@@ -210,6 +210,14 @@ class GatesConfig(Strict):
     baseline: Path | None = None
 
 
+class AlertsConfig(Strict):
+    """When `driftgate alert` sends an email. The SMTP server and the addresses come from
+    environment variables (CI secrets), never from this file: see driftgate.alerts."""
+
+    send_on: Literal["failure", "always", "schedule"] = "failure"  # schedule: failures of scheduled runs only
+    required: bool = False  # true: missing SMTP settings are an error (exit 2), not a warning
+
+
 class Params(Strict):
     data: DataConfig
     validation: ValidationConfig = ValidationConfig()
@@ -217,6 +225,7 @@ class Params(Strict):
     model: ModelConfig = ModelConfig()
     drift: DriftConfig = DriftConfig()
     gates: GatesConfig
+    alerts: AlertsConfig = AlertsConfig()
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
 
