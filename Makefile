@@ -41,8 +41,21 @@ else
 	@pipelines/check_batch.sh "$(CURRENT)"
 endif
 
+# gitlab-ci-local runs .gitlab-ci.yml locally in the tests (4.73 is the newest that runs on Node 20).
+TOOLS := .tools
+GITLAB_CI_LOCAL := $(TOOLS)/node_modules/.bin/gitlab-ci-local
+export PATH := $(CURDIR)/$(TOOLS)/node_modules/.bin:$(PATH)
+
+$(GITLAB_CI_LOCAL):
+	npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error gitlab-ci-local@4.73.0
+
+## Install the test tools that are not Python packages (gitlab-ci-local; rsync and shellcheck must be on the system)
+tools: $(GITLAB_CI_LOCAL)
+	@command -v rsync >/dev/null && command -v shellcheck >/dev/null || \
+	  { echo "error: the CI tests need rsync and shellcheck: apt-get install rsync shellcheck" >&2; exit 2; }
+
 ## Install dev dependencies and run the full test suite
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev tools
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 ## Run only the fast tests (no real pipeline runs)
@@ -50,7 +63,7 @@ test-fast: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 ## Run only the slow integration tests
-test-slow: $(VENV)/.installed-dev
+test-slow: $(VENV)/.installed-dev tools
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m slow $(PYTEST_ARGS)
 
 ## Measure `dvc repro` (full and no-op) on the bundled data

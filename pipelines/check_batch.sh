@@ -4,7 +4,7 @@
 #   pipelines/check_batch.sh path/to/batch.csv    # a separate CSV/Parquet file
 # Writes reports/batches/<name>/ and exits like the gate: 0 pass, 1 a gate failed, 2 bad input.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 
 batch=${1:?usage: pipelines/check_batch.sh MONTH|RANGE|FILE}
 name=$(basename "$batch")

@@ -3,7 +3,7 @@
 # Called by `make run` and by the CI jobs. Exit code: 0 all gates pass, 1 a gate failed,
 # 2 the pipeline stopped before the gates (bad data, bad params.yaml, a crashed stage).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 
 driftgate data || exit 2
 
@@ -25,9 +25,13 @@ elif [ ! reports/gate.json -nt "$marker" ]; then
   driftgate gate
   verdict=$?
 fi
+# The report CI posts on merge requests, here against the last commit.
+baseline=$(git rev-parse -q --verify HEAD >/dev/null 2>&1 && echo HEAD)
+driftgate report ${baseline:+--baseline-rev "$baseline"} --workflow local >/dev/null || echo "warning: reports/report.md could not be written" >&2
 cat <<OUT
 
 Outputs:
+  reports/report.md             the report CI posts on a merge request (gates, metrics against HEAD, drift, plots)
   reports/gate.md               gate verdicts (also reports/gate.json)
   reports/metrics.json          F1, precision, recall, ROC-AUC, PR-AUC (holdout and current batch)
   reports/plots/*.png           ROC / precision-recall and confusion matrices

@@ -4,7 +4,7 @@
 # scheduled run puts it on the commit it ran on. Without a token (a fork's pull request gets
 # no secrets) the comment is skipped, and the job still passes: the report stays an artifact.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 source pipelines/ci/lib.sh
 
 report=${1:-reports/report.md}
@@ -18,8 +18,8 @@ if [ -z "${REPO_TOKEN:-}" ]; then
   exit 0
 fi
 case "$(ci_event)" in
-  merge_request) target=pr; title="driftgate merge request" ;;
-  schedule) target=commit; title="driftgate scheduled drift" ;;
-  *) target=commit; title="driftgate ${CI_COMMIT_REF_NAME:-${GITHUB_REF_NAME:-push}}" ;;
+  merge_request) target="pr"; title="driftgate merge request" ;;
+  schedule) target="commit"; title="driftgate scheduled drift" ;;
+  *) target="commit"; title="driftgate ${CI_COMMIT_REF_NAME:-${GITHUB_REF_NAME:-push}}" ;;
 esac
 exec cml comment update --target="$target" --watermark-title="$title" "$report"

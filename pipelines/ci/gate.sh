@@ -4,13 +4,18 @@
 # and send the alert whatever the verdict, and exit with the gate's own code: 0 passed,
 # 1 a gate failed, 2 the inputs could not be read.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 source pipelines/ci/lib.sh
 ci_setup || exit 2
 
 rev=$(ci_baseline_rev)
 baseline=$(ci_baseline_metrics "$rev") || baseline=""
-[ -n "$baseline" ] || echo "note: no metrics from the default branch to compare with; the F1-drop gate is left out"
+if [ -n "$baseline" ]; then
+  echo "metrics against $rev:"
+  dvc metrics diff "$rev" --md --targets reports/metrics.json || true
+else
+  echo "note: no metrics from the default branch to compare with; the F1-drop gate is left out"
+fi
 
 driftgate gate ${baseline:+--baseline "$baseline"}
 verdict=$?

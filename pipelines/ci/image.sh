@@ -3,7 +3,7 @@
 # and push it to the project's registry. The hook is wired in both CI files; until the
 # repository has a Dockerfile there is nothing to build and the job says so.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 if [ ! -f Dockerfile ]; then
   echo "no Dockerfile yet: nothing to build"
   exit 0

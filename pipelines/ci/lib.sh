@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the CI job scripts (sourced, not run). Both .gitlab-ci.yml and the GitHub workflows
 # call the scripts in this folder, so what a job does is written once, here.
 

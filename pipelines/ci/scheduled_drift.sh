@@ -4,7 +4,7 @@
 # the report and send the alert. DRIFTGATE_BATCH picks the batch: a month of the bundled data
 # (2013-09), a range (2013-06..2013-08) or a CSV/Parquet file; empty means windows.current.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 source pipelines/ci/lib.sh
 ci_setup || exit 2
 

@@ -173,7 +173,7 @@ def metrics_rows(metrics: dict, baseline: dict | None) -> list[list[str]]:
     rows = []
     for split in ("holdout", "current"):
         new, old = metrics.get(split) or {}, (baseline or {}).get(split) or {}
-        label = f"{split} ({new.get('window', '?')})"
+        label = split
         for name in ("f1", "precision", "recall", "roc_auc", "pr_auc", "rows"):
             if name in new or name in old:
                 rows.append([f"{label} {name}", _fmt(new.get(name)), _fmt(old.get(name)) if baseline else "-",
@@ -200,16 +200,18 @@ def ci_report(gate: dict | None, metrics: dict | None, drift: dict | None, repor
     else:
         lines += [f"## :white_check_mark: driftgate: all {len(gates)} gates passed", ""]
     if gates:
-        rows = [[g["gate"], _fmt(g.get("value")),
-                 f"{g.get('op', '')} {_fmt(g.get('threshold'))}" if g.get("threshold") is not None else g.get("op", ""),
+        rows = [[g["gate"], _gate_value(g.get("value")),
+                 f"{g.get('op', '')} {_gate_value(g.get('threshold'))}" if g.get("threshold") is not None else g.get("op", ""),
                  "**FAIL**" if not g.get("passed") else "PASS", g.get("detail", "")] for g in gates]
         lines += [tabulate(rows, headers=["gate", "value", "threshold", "status", "what to look at"], tablefmt="github"), ""]
 
     if metrics:
         against = f" against `{baseline_label}`" if baseline else ""
         lines += [f"### Model metrics{against}", ""]
+        windows = [f"{split}: {metrics[split]['window']}" for split in ("holdout", "current")
+                   if isinstance(metrics.get(split), dict) and metrics[split].get("window")]
         lines += [tabulate(metrics_rows(metrics, baseline), headers=["metric", "this run", baseline_label, "change"],
-                           tablefmt="github"), ""]
+                           tablefmt="github"), "", *([f"Windows: {'; '.join(windows)}.", ""] if windows else [])]
         if baseline is None:
             lines += [f"_No metrics from `{baseline_label}` to compare with._", ""]
     if params_changed is not None:
@@ -248,6 +250,10 @@ def ci_report(gate: dict | None, metrics: dict | None, drift: dict | None, repor
         footer.append(f"[pipeline]({ci.pipeline_url})")
     lines += [f"<sub>{' · '.join(footer)}</sub>", ""]
     return "\n".join(lines)
+
+
+def _gate_value(value) -> str:
+    return "missing" if value is None else f"{value:.4g}"
 
 
 def _caption(image: Path) -> str:

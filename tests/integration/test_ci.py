@@ -1,0 +1,263 @@
+"""The CI files, for real: schema and lint checks, the GitLab pipeline run locally by
+gitlab-ci-local (shell executor, each job in its own build folder so artifacts really pass
+between jobs), and the job scripts under GitHub's environment variables.
+
+CML's npm package cannot be installed here: a recording `cml` (tests/fixtures/bin/cml) stands
+on PATH and keeps each command line and the report it was handed, with the images it links.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from tests.conftest import BIN, ROOT, copy_project, run
+
+FIXTURE_BIN = ROOT / "tests" / "fixtures" / "bin"
+TOOLS_BIN = ROOT / ".tools" / "node_modules" / ".bin"
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name, path=f"{TOOLS_BIN}{os.pathsep}{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    assert found, f"{name} is not installed: `make tools` installs it (and .ci/run does)"
+    return found
+
+
+# --------------------------------------------------------------------------- static checks
+
+
+def test_gitlab_ci_file_validates_against_gitlabs_schema():
+    result = run([_tool("check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci", ".gitlab-ci.yml"], ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_github_workflows_validate_against_the_schema_and_actionlint():
+    workflows = sorted(str(p.relative_to(ROOT)) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
+    assert workflows
+    schema = run([_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *workflows], ROOT)
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+    _tool("shellcheck")  # actionlint checks every run: step with it when it is on PATH
+    lint = run([_tool("actionlint"), *workflows], ROOT)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_ci_job_scripts_pass_shellcheck():
+    scripts = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "pipelines").rglob("*.sh"))
+    result = run([_tool("shellcheck"), "-x", "-e", "SC1091", *scripts], ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --------------------------------------------------------------------------- GitHub's environment
+
+
+def _comment(env: dict[str, str], tmp_path: Path) -> tuple[object, list[dict]]:
+    record = tmp_path / "cml"
+    (tmp_path / "reports").mkdir(exist_ok=True)
+    (tmp_path / "reports" / "report.md").write_text("## driftgate\n")
+    shutil.copytree(ROOT / "pipelines", tmp_path / "pipelines", dirs_exist_ok=True)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("CI_", "GITHUB_", "GITLAB_")) and k != "REPO_TOKEN"}
+    result = run_env(["pipelines/ci/comment.sh", "reports/report.md"], tmp_path,
+                     {**clean, "PATH": f"{FIXTURE_BIN}{os.pathsep}{clean['PATH']}", "CML_RECORD": str(record), **env})
+    calls = [json.loads(p.read_text()) for p in sorted(record.glob("call-*.json"))] if record.exists() else []
+    return result, calls
+
+
+def run_env(cmd: list[str], cwd: Path, env: dict[str, str], timeout: int = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_github_pull_request_comment_is_one_updated_comment(tmp_path):
+    result, calls = _comment({"GITHUB_EVENT_NAME": "pull_request", "REPO_TOKEN": "ghs_token"}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [c["argv"] for c in calls] == [["comment", "update", "--target=pr", "--watermark-title=driftgate merge request",
+                                           "reports/report.md"]]
+
+
+def test_github_fork_pull_request_without_token_skips_the_comment_cleanly(tmp_path):
+    result, calls = _comment({"GITHUB_EVENT_NAME": "pull_request", "REPO_TOKEN": ""}, tmp_path)
+    assert result.returncode == 0 and calls == []
+    assert "REPO_TOKEN is not set" in result.stdout and "not commenting" in result.stdout
+
+
+def test_github_scheduled_run_comments_on_the_commit(tmp_path):
+    result, calls = _comment({"GITHUB_EVENT_NAME": "schedule", "REPO_TOKEN": "ghs_token"}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert calls[0]["argv"][:4] == ["comment", "update", "--target=commit", "--watermark-title=driftgate scheduled drift"]
+
+
+def test_missing_report_fails_the_comment_job(tmp_path):
+    (tmp_path / "reports").mkdir()
+    shutil.copytree(ROOT / "pipelines", tmp_path / "pipelines")
+    result = run_env(["pipelines/ci/comment.sh", "reports/report.md"], tmp_path,
+                     {**os.environ, "PATH": f"{FIXTURE_BIN}{os.pathsep}{os.environ['PATH']}", "REPO_TOKEN": "x"})
+    assert result.returncode == 2 and "reports/report.md is missing" in result.stderr
+
+
+# --------------------------------------------------------------------------- GitLab, run locally
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        return "250 OK"
+
+
+@pytest.fixture(scope="module")
+def smtp():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, port
+    controller.stop()
+
+
+@pytest.fixture(scope="module")
+def gitlab(tmp_path_factory, smtp):
+    """A clone of this repository on a merge-request branch, with `origin/main` at its base
+    (the baseline the report and the F1-drop gate compare with) and a runner for pipelines."""
+    clone = copy_project(tmp_path_factory.mktemp("gitlab"), with_data=False)
+    run("git remote add origin https://gitlab.example.org/ml/flights.git && git update-ref refs/remotes/origin/main HEAD"
+        " && git checkout -q -b feature", clone, check=True)
+    record = tmp_path_factory.mktemp("cml-calls")
+    gitlab_ci_local = _tool("gitlab-ci-local")
+    _, port = smtp
+
+    def pipeline(source: str, *jobs: str, **variables: str):
+        for old in record.glob("call-*.json"):
+            old.unlink()
+        settings = {"CI_PIPELINE_SOURCE": source, "PYTHONPATH": "src", "REPO_TOKEN": "glpat-test", "CML_RECORD": str(record),
+                    "DRIFTGATE_SMTP_HOST": "127.0.0.1", "DRIFTGATE_SMTP_PORT": str(port), "DRIFTGATE_SMTP_SECURITY": "none",
+                    "DRIFTGATE_ALERT_FROM": "driftgate@example.org", "DRIFTGATE_ALERT_TO": "ml-team@example.org", **variables}
+        command = [gitlab_ci_local, "--force-shell-executor", "--shell-isolation", "--no-artifacts-to-source", "--no-color",
+                   *[arg for key, value in settings.items() for arg in ("--variable", f"{key}={value}")], *jobs]
+        env = {**os.environ, "PATH": os.pathsep.join([str(FIXTURE_BIN), str(TOOLS_BIN), str(BIN), os.environ["PATH"]]),
+               "GCL_IGNORE_PREDEFINED_VARS": "CI_PIPELINE_SOURCE"}
+        result = run_env(command, clone, env, timeout=900)
+        calls = [json.loads(p.read_text()) for p in sorted(record.glob("call-*.json"))]
+        return result, calls
+
+    return clone, pipeline
+
+
+def _job_log(result, job: str) -> str:
+    return "\n".join(line for line in result.stdout.splitlines() if line.startswith(f"{job} "))
+
+
+def _artifact(clone: Path, job: str, path: str) -> Path:
+    return clone / ".gitlab-ci-local" / "artifacts" / job / path
+
+
+@pytest.mark.slow
+def test_gitlab_jobs_each_pipeline_source_selects(gitlab):
+    clone, _ = gitlab
+    tool = _tool("gitlab-ci-local")
+    env = {**os.environ, "PATH": os.pathsep.join([str(TOOLS_BIN), str(BIN), os.environ["PATH"]]),
+           "GCL_IGNORE_PREDEFINED_VARS": "CI_PIPELINE_SOURCE"}
+
+    def jobs(source: str, **variables: str) -> list[str]:
+        extra = [arg for key, value in variables.items() for arg in ("--variable", f"{key}={value}")]
+        listed = run_env([tool, "--list", "--force-shell-executor", "--variable", f"CI_PIPELINE_SOURCE={source}", *extra], clone, env)
+        assert listed.returncode == 0, listed.stderr
+        table = listed.stdout[listed.stdout.index("name "):].splitlines()[1:]
+        return [line.split()[0] for line in table if line.strip()]
+
+    assert jobs("merge_request_event") == ["test", "reproduce", "gate", "report"]
+    assert jobs("schedule") == ["scheduled-drift", "scheduled-report"]
+    assert jobs("push", CI_COMMIT_BRANCH="main", CI_DEFAULT_BRANCH="main") == ["test", "reproduce", "gate", "demo-image"]
+    assert jobs("push", CI_COMMIT_BRANCH="feature", CI_DEFAULT_BRANCH="main") == ["test", "reproduce", "gate"]
+
+
+def test_gitlab_workflow_avoids_duplicate_branch_and_merge_request_pipelines():
+    """gitlab-ci-local does not apply --variable values to workflow:rules, so this one is read
+    from the file: a push to a branch with an open merge request is dropped, before the rule
+    that admits branch pipelines."""
+    import yaml
+
+    rules = yaml.safe_load((ROOT / ".gitlab-ci.yml").read_text())["workflow"]["rules"]
+    conditions = [rule.get("if", "") for rule in rules]
+    duplicate = next(i for i, rule in enumerate(rules) if "$CI_OPEN_MERGE_REQUESTS" in rule.get("if", ""))
+    assert rules[duplicate]["when"] == "never" and "$CI_COMMIT_BRANCH" in conditions[duplicate]
+    assert duplicate < conditions.index("$CI_COMMIT_BRANCH")
+    assert conditions[0] == '$CI_PIPELINE_SOURCE == "merge_request_event"'
+    assert '$CI_PIPELINE_SOURCE == "schedule"' in conditions
+
+
+@pytest.mark.slow
+def test_gitlab_merge_request_pipeline_passes_and_posts_one_report(gitlab, smtp):
+    """The test job is pytest itself (this suite), so the run starts at reproduce."""
+    clone, pipeline = gitlab
+    inbox, _ = smtp
+    sent_before = len(inbox.messages)
+    result, calls = pipeline("merge_request_event", "reproduce", "gate", "report")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    gate_log = _job_log(result, "gate")
+    assert "All 4 gates passed" in gate_log and "f1 drop vs baseline" in gate_log
+    assert [c["argv"] for c in calls] == [["comment", "update", "--target=pr", "--watermark-title=driftgate merge request",
+                                           "reports/report.md"]]
+    [call] = calls
+    report = call["markdown"]
+    assert report.startswith("## :white_check_mark: driftgate: all 4 gates passed")
+    assert "### Model metrics against `main`" in report and "No params changed against `main`." in report
+    assert "### Drift: 2013-01..2013-03 vs 2013-04" in report
+    assert call["images"] == ["plots/confusion_matrix.png", "plots/roc_pr.png", "drift/drift.png"]
+    assert call["missing_images"] == []
+    assert "artifacts/file/reports/drift/evidently.html" in report
+    assert len(inbox.messages) == sent_before  # alerts.send_on: failure
+    assert _artifact(clone, "gate", "reports/report.md").read_text() == report
+
+
+@pytest.mark.slow
+def test_gitlab_breached_threshold_fails_the_gate_job_still_reports_and_alerts(gitlab, smtp):
+    clone, pipeline = gitlab
+    inbox, _ = smtp
+    params = clone / "params.yaml"
+    params.write_text(params.read_text().replace("f1_min: 0.38", "f1_min: 0.42"))
+    run("git commit -qam 'Raise the F1 bar'", clone, check=True)
+    sent_before = len(inbox.messages)
+    result, calls = pipeline("merge_request_event", "reproduce", "gate", "report")
+    assert result.returncode == 1, result.stdout[-4000:]
+    assert " PASS  reproduce" in result.stdout and " FAIL  gate" in result.stdout and " PASS  report" in result.stdout
+    gate_log = _job_log(result, "gate")
+    assert "f1 (current 2013-04)" in gate_log and "gate(s) failed: f1 (current 2013-04)" in gate_log
+    [call] = calls  # the report job ran although the gate failed
+    report = call["markdown"]
+    assert report.startswith("## :x: driftgate: 1 of 4 gates failed: f1 (current 2013-04)")
+    assert "| `gates.f1_min` |" in report and "0.42" in report  # the params that changed against main
+    assert call["missing_images"] == []
+    [alert] = inbox.messages[sent_before:]
+    assert alert["Subject"] == "[driftgate] ml/flights: FAILED f1 (current 2013-04) on feature"
+    text = alert.get_body(("plain",)).get_content()
+    assert "1 of 4 gates failed." in text and "0.3998" in text
+    assert [a.get_filename() for a in alert.iter_attachments()] == ["drift.png"]
+
+
+@pytest.mark.slow
+def test_gitlab_schedule_runs_the_drift_job_on_the_chosen_batch(gitlab, smtp):
+    clone, pipeline = gitlab
+    inbox, _ = smtp
+    sent_before = len(inbox.messages)
+    result, calls = pipeline("schedule", "scheduled-drift", "scheduled-report", DRIFTGATE_BATCH="2013-09")
+    assert result.returncode == 1, result.stdout[-4000:]
+    assert " FAIL  scheduled-drift" in result.stdout and " PASS  scheduled-report" in result.stdout
+    assert "drift share" in _job_log(result, "scheduled-drift")
+    [call] = calls
+    assert call["argv"] == ["comment", "update", "--target=commit", "--watermark-title=driftgate scheduled drift",
+                            "reports/report.md"]
+    assert "### Drift: 2013-01..2013-03 vs 2013-09" in call["markdown"] and call["missing_images"] == []
+    [alert] = inbox.messages[sent_before:]
+    assert "FAILED" in alert["Subject"] and "drift share" in alert["Subject"]
