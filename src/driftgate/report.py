@@ -165,7 +165,7 @@ def _change(old, new) -> str:
 def _fmt(value) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return "-" if value is None else str(value)
-    return _score(float(value)) if isinstance(value, float) else f"{value:,}"
+    return f"{value:.4f}" if isinstance(value, float) else f"{value:,}"
 
 
 def metrics_rows(metrics: dict, baseline: dict | None) -> list[list[str]]:
@@ -203,7 +203,7 @@ def ci_report(gate: dict | None, metrics: dict | None, drift: dict | None, repor
         rows = [[g["gate"], _gate_value(g.get("value")),
                  f"{g.get('op', '')} {_gate_value(g.get('threshold'))}" if g.get("threshold") is not None else g.get("op", ""),
                  "**FAIL**" if not g.get("passed") else "PASS", g.get("detail", "")] for g in gates]
-        lines += [tabulate(rows, headers=["gate", "value", "threshold", "status", "what to look at"], tablefmt="github"), ""]
+        lines += [tabulate(rows, headers=["gate", "value", "threshold", "status", "what to look at"], tablefmt="github", disable_numparse=True), ""]
 
     if metrics:
         against = f" against `{baseline_label}`" if baseline else ""
@@ -211,14 +211,14 @@ def ci_report(gate: dict | None, metrics: dict | None, drift: dict | None, repor
         windows = [f"{split}: {metrics[split]['window']}" for split in ("holdout", "current")
                    if isinstance(metrics.get(split), dict) and metrics[split].get("window")]
         lines += [tabulate(metrics_rows(metrics, baseline), headers=["metric", "this run", baseline_label, "change"],
-                           tablefmt="github"), "", *([f"Windows: {'; '.join(windows)}.", ""] if windows else [])]
+                           tablefmt="github", disable_numparse=True), "", *([f"Windows: {'; '.join(windows)}.", ""] if windows else [])]
         if baseline is None:
             lines += [f"_No metrics from `{baseline_label}` to compare with._", ""]
     if params_changed is not None:
         if params_changed:
             rows = [[f"`{key}`", _fmt(change.get("old")), _fmt(change.get("new"))] for key, change in sorted(params_changed.items())]
             lines += [f"### Params changed against `{baseline_label}`", "",
-                      tabulate(rows, headers=["param", baseline_label, "this run"], tablefmt="github"), ""]
+                      tabulate(rows, headers=["param", baseline_label, "this run"], tablefmt="github", disable_numparse=True), ""]
         else:
             lines += [f"No params changed against `{baseline_label}`.", ""]
 
@@ -231,7 +231,7 @@ def ci_report(gate: dict | None, metrics: dict | None, drift: dict | None, repor
         rows = [[name, col["type"], col["test"], _score(col["score"]),
                  f"{'p <' if col['test'] in P_VALUE_TESTS else '>='} {col['threshold']:g}", "**yes**" if col["drift"] else "no"]
                 for name, col in top]
-        lines += [tabulate(rows, headers=["column", "type", "test", "score", "drift if", "drifted"], tablefmt="github"), ""]
+        lines += [tabulate(rows, headers=["column", "type", "test", "score", "drift if", "drifted"], tablefmt="github", disable_numparse=True), ""]
         if len(drift.get("columns", {})) > len(top):
             lines += [f"The {len(top)} most drifted of {len(drift['columns'])} columns; all of them are in drift.md.", ""]
 
