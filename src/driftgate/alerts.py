@@ -18,6 +18,7 @@ artifacts and logs:
 
 from __future__ import annotations
 
+import email.policy
 import html
 import mimetypes
 import os
@@ -151,7 +152,9 @@ def html_body(gate: dict, ci: CiContext) -> str:
 
 def build_message(gate: dict, settings: SmtpSettings, ci: CiContext, attachments: list[Path] = ()) -> EmailMessage:
     """A multipart/alternative text + HTML message, with the key plots attached."""
-    message = EmailMessage()
+    # Headers up to RFC 5322's 998 characters: Python's default folding at 78 would break a long
+    # subject right after "Subject:", which some clients show with a leading space.
+    message = EmailMessage(policy=email.policy.SMTP.clone(max_line_length=998))
     message["Subject"] = subject(gate, ci)
     message["From"] = settings.sender
     message["To"] = ", ".join(settings.recipients)

@@ -14,6 +14,7 @@ from typing import Annotated, Callable, Literal, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from driftgate.config import DEFAULT_PARAMS, Paths, Window, load_params, parse_window
@@ -493,26 +494,51 @@ def report(
         baseline, params_changed = _against_revision(baseline_rev, metrics_path, notes)
     plots = [metrics_path.parent / "plots" / "confusion_matrix.png", metrics_path.parent / "plots" / "roc_pr.png",
              drift_path.parent / "drift.png"]
+    if baseline_rev:
+        against = _curves_against(baseline_rev, label, metrics_path.parent / "plots", out_path.parent, notes)
+        plots[1:2] = [against] if against is not None else plots[1:2]
     text = ci_report(gate_result, metrics, drift_result, out_path, CiContext.from_env(), workflow, baseline, label,
                      params_changed, plots, drift_path.parent / "evidently.html", notes)
     write_text(out_path, text)
     out.print(f"report -> {out_path}")
 
 
+def _dvc_json(args: list[str], notes: list[str]) -> dict | None:
+    """`dvc ARGS --json`, parsed; a failure becomes a note in the report instead of an error."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    dvc = shutil.which("dvc") or str(Path(sys.executable).parent / "dvc")
+    try:
+        done = subprocess.run([dvc, *args, "--json"], capture_output=True, text=True)
+    except OSError as exc:
+        notes.append(f"_`dvc {args[0]} {args[1]}` could not run: {exc}_")
+        return None
+    if done.returncode != 0:
+        notes.append(f"_`dvc {' '.join(args[:3])}` failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}_")
+        return None
+    return json.loads(done.stdout or "{}")
+
+
+def _curves_against(rev: str, label: str, plots_dir: Path, out_dir: Path, notes: list[str]) -> Path | None:
+    """ROC and PR curves against the revision, from `dvc plots diff REV --targets ... --json`."""
+    from driftgate.report import curves_against_plot
+
+    targets = [str(plots_dir / name) for name in ("roc.csv", "prc.csv") if (plots_dir / name).is_file()]
+    diff = _dvc_json(["plots", "diff", rev, "--targets", *targets], notes) if targets else None
+    if not diff:
+        return None
+    data = {name: [row for plot in plots for row in plot.get("content", {}).get("data", {}).get("values", [])]
+            for name, plots in diff.get("data", {}).items()}
+    return curves_against_plot(data, label, out_dir / "curves_against_main.png")
+
+
 def _against_revision(rev: str, metrics_path: Path, notes: list[str]) -> tuple[dict | None, dict | None]:
     """The revision's metrics (the numbers `dvc metrics diff REV` compares with) and the params
     that changed since it (`dvc params diff REV`)."""
-    import json
-    import subprocess
-
-    def dvc(*args: str) -> dict | None:
-        done = subprocess.run(["dvc", *args, "--json"], capture_output=True, text=True)
-        if done.returncode != 0:
-            notes.append(f"_`dvc {' '.join(args)}` failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}_")
-            return None
-        return json.loads(done.stdout or "{}")
-
-    diff = dvc("metrics", "diff", rev, "--all", "--targets", str(metrics_path))
+    diff = _dvc_json(["metrics", "diff", rev, "--all", "--targets", str(metrics_path)], notes)
     baseline = None
     if diff is not None:
         flat = next(iter(diff.values()), {})
@@ -522,7 +548,7 @@ def _against_revision(rev: str, metrics_path: Path, notes: list[str]) -> tuple[d
             if change.get("old") is not None:
                 baseline.setdefault(split, {})[name] = change["old"]
         baseline = baseline or None
-    params = dvc("params", "diff", rev)
+    params = _dvc_json(["params", "diff", rev], notes)
     changed = None if params is None else {key: change for changes in params.values() for key, change in changes.items()}
     return baseline, changed
 
@@ -568,7 +594,8 @@ def alert(
     files = attach if attach is not None else [Paths().drift_dir / "drift.png"]
     message = alerts.build_message(verdicts, settings, ci, files)
     if dry_run:
-        out.print(message.as_string()[:4000])
+        out.print(escape(message.as_string()[:4000]))
         return
     alerts.send(message, settings)
-    out.print(f"alert sent to {', '.join(settings.recipients)} via {settings.host}:{settings.port} ({settings.security}): {message['Subject']}")
+    out.print(f"alert sent to {', '.join(settings.recipients)} via {settings.host}:{settings.port} ({settings.security}): "
+              f"{escape(message['Subject'])}")

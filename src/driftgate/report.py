@@ -252,10 +252,49 @@ def ci_report(gate: dict | None, metrics: dict | None, drift: dict | None, repor
     return "\n".join(lines)
 
 
+CURVES = {"roc.csv": ("fpr", "tpr", "ROC", "false positive rate", "true positive rate"),
+          "prc.csv": ("recall", "precision", "Precision-recall", "recall", "precision")}
+
+
+def curves_against_plot(data: dict[str, list[dict]], baseline_label: str, target: Path) -> Path | None:
+    """ROC and precision-recall curves of this run (solid) and the baseline revision (dashed),
+    per split, from the data `dvc plots diff REV --json` returns."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from driftgate.io import atomic_path
+
+    panels = [(Path(name).name, rows) for name, rows in data.items() if Path(name).name in CURVES and rows]
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
+    for ax, (name, rows) in zip(axes.flat, panels):
+        x_key, y_key, title, x_label, y_label = CURVES[name]
+        groups: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        for row in rows:
+            groups.setdefault((row.get("rev", "?"), row.get("split", "")), []).append((float(row[x_key]), float(row[y_key])))
+        splits = sorted({split for _, split in groups})
+        for (rev, split), points in sorted(groups.items(), key=lambda item: (item[0][1], item[0][0] != "workspace")):
+            xs, ys = zip(*points)
+            label = f"{split}, {'this run' if rev == 'workspace' else baseline_label}"
+            ax.plot(xs, ys, linestyle="-" if rev == "workspace" else "--", linewidth=1.4, label=label,
+                    color=f"C{splits.index(split)}", alpha=1.0 if rev == "workspace" else 0.8)
+        ax.set(title=f"{title}: this run vs {baseline_label}", xlabel=x_label, ylabel=y_label)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return target
+
+
 def _gate_value(value) -> str:
     return "missing" if value is None else f"{value:.4g}"
 
 
 def _caption(image: Path) -> str:
     return {"confusion_matrix.png": "Confusion matrices", "roc_pr.png": "ROC and precision-recall curves",
+            "curves_against_main.png": "ROC and precision-recall: this run (solid) against the baseline (dashed)",
             "drift.png": "Reference vs current, most drifted columns"}.get(image.name, image.stem.replace("_", " "))

@@ -109,6 +109,7 @@ def test_failed_gate_is_mailed_over_starttls_with_login(project, starttls_server
     result = alert(env)
     assert result.exit_code == 0, result.output
     assert "sent to ml-team@example.org, oncall@example.org" in result.output
+    assert ": [driftgate] ml/flights: FAILED" in result.output  # the subject, not eaten as markup
     assert PASSWORD not in result.output
     [message] = inbox.messages
     assert message["Subject"] == "[driftgate] ml/flights: FAILED f1 (current 2013-09) on main"

@@ -214,7 +214,8 @@ def test_gitlab_merge_request_pipeline_passes_and_posts_one_report(gitlab, smtp)
     assert report.startswith("## :white_check_mark: driftgate: all 4 gates passed")
     assert "### Model metrics against `main`" in report and "No params changed against `main`." in report
     assert "### Drift: 2013-01..2013-03 vs 2013-04" in report
-    assert call["images"] == ["plots/confusion_matrix.png", "plots/roc_pr.png", "drift/drift.png"]
+    # ROC/PR curves against main come from `dvc plots diff origin/main`
+    assert call["images"] == ["plots/confusion_matrix.png", "curves_against_main.png", "drift/drift.png"]
     assert call["missing_images"] == []
     assert "artifacts/file/reports/drift/evidently.html" in report
     assert len(inbox.messages) == sent_before  # alerts.send_on: failure
