@@ -23,7 +23,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev,serve]"
+	@touch $@
+
+$(VENV)/.installed-serve: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install -q -e ".[serve]"
 	@touch $@
 
 ## Create .venv and install driftgate
@@ -49,10 +53,15 @@ export PATH := $(CURDIR)/$(TOOLS)/node_modules/.bin:$(PATH)
 $(GITLAB_CI_LOCAL):
 	npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error gitlab-ci-local@4.73.0
 
-## Install the test tools that are not Python packages (gitlab-ci-local; rsync and shellcheck must be on the system)
+## Install the test tools that are not Python packages (gitlab-ci-local; rsync, shellcheck, chromium must be on the system)
 tools: $(GITLAB_CI_LOCAL)
-	@command -v rsync >/dev/null && command -v shellcheck >/dev/null || \
-	  { echo "error: the CI tests need rsync and shellcheck: apt-get install rsync shellcheck" >&2; exit 2; }
+	@command -v rsync >/dev/null && command -v shellcheck >/dev/null && command -v chromium >/dev/null || \
+	  { echo "error: the tests need rsync, shellcheck and chromium: apt-get install rsync shellcheck chromium" >&2; exit 2; }
+
+## Start the demo and REST API on http://127.0.0.1:7860 (trains the model first if needed)
+demo: $(VENV)/.installed-serve
+	@driftgate data && dvc repro -q evaluate drift
+	$(BIN)/python app.py
 
 ## Install dev dependencies and run the full test suite
 test: $(VENV)/.installed-dev tools
@@ -74,4 +83,4 @@ bench: install
 clean:
 	rm -rf reports/batches .pytest_cache
 
-.PHONY: help install data run test test-fast test-slow bench clean
+.PHONY: help install data run demo tools test test-fast test-slow bench clean

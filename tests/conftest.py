@@ -143,3 +143,26 @@ def copy_project(dest: Path, with_data: bool = True) -> Path:
         shutil.copytree(ROOT / "data", dest / "data")
     run("git init -q -b main && git add -A && git -c user.email=t@t -c user.name=t commit -qm init", dest, check=True)
     return dest
+
+
+@pytest.fixture(scope="session")
+def served_project(tmp_path_factory) -> Path:
+    """A team's small project taken through validate, train, evaluate, drift and gate once per
+    session: what the serving API and the demo need."""
+    from typer.testing import CliRunner
+
+    from driftgate.cli import app
+
+    folder = tmp_path_factory.mktemp("served")
+    (folder / "data").mkdir()
+    make_tiny_frame().to_csv(folder / "data" / "customers.csv", index=False)
+    (folder / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS, sort_keys=False))
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        for stage in ("validate", "train", "evaluate", "drift", "gate"):
+            result = CliRunner().invoke(app, [stage], catch_exceptions=False)
+            assert result.exit_code in (0, 1), f"{stage}: {result.output}"
+    finally:
+        os.chdir(cwd)
+    return folder

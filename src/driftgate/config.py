@@ -218,6 +218,14 @@ class AlertsConfig(Strict):
     required: bool = False  # true: missing SMTP settings are an error (exit 2), not a warning
 
 
+class ServingConfig(Strict):
+    """The demo and REST API (`driftgate serve`, app.py)."""
+
+    log: str = "logs/predictions.sqlite"  # prediction log: a SQLite file (WAL mode), or a SQLAlchemy URL
+    max_upload_mb: Annotated[float, Field(gt=0, le=2048)] = 20.0  # Batch tab: larger files are refused
+    max_batch_rows: Annotated[int, Field(gt=0)] = 200_000
+
+
 class Params(Strict):
     data: DataConfig
     validation: ValidationConfig = ValidationConfig()
@@ -226,6 +234,7 @@ class Params(Strict):
     drift: DriftConfig = DriftConfig()
     gates: GatesConfig
     alerts: AlertsConfig = AlertsConfig()
+    serving: ServingConfig = ServingConfig()
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
 

@@ -1,0 +1,308 @@
+"""Serving: the trained model behind a REST API, with a prediction log and Prometheus metrics.
+
+The core is plain functions and small classes (request validation from the model's feature
+schema, scoring, the log); `create_api` wraps them in FastAPI routes. `app.py` mounts the Gradio
+demo on the same FastAPI app, so the browser UI and the API share one process, one model and
+one log.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+
+from driftgate.config import Paths
+from driftgate.data import FeatureSchema
+
+DEFAULT_LOG = "logs/predictions.sqlite"
+
+
+# --------------------------------------------------------------------------- the model
+
+
+@dataclass
+class ServedModel:
+    """The checked model with what serving needs from its card."""
+
+    pipeline: Any
+    card: dict
+    schema: FeatureSchema
+    threshold: float
+    class_names: tuple[str, str] = ("negative", "positive")
+    version: str = ""
+    record_model: type[BaseModel] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.version = self.version or str(self.card.get("model_sha256", "unknown"))[:12]
+        self.record_model = record_model(self.schema, self.card.get("feature_profile", {}))
+
+    @classmethod
+    def load(cls, model_path: Path = Paths().model) -> ServedModel:
+        """Load the model after checking its sha256 against its card (a mismatch is a DataError)."""
+        from driftgate import train
+
+        pipeline, card = train.load(model_path, Path(model_path).with_suffix(".json"))
+        names = tuple(card.get("class_names") or ("negative", "positive"))
+        return cls(pipeline, card, FeatureSchema.from_dict(card["features"]), float(card["threshold"]), names)
+
+    def score(self, frame: pd.DataFrame) -> np.ndarray:
+        columns = self.schema.columns
+        features = frame[columns].copy()
+        for column in self.schema.numeric:
+            features[column] = pd.to_numeric(features[column], errors="coerce").astype(float)
+        return self.pipeline.predict_proba(features)[:, 1]
+
+    def predictions(self, frame: pd.DataFrame) -> list[dict]:
+        scores = self.score(frame)
+        late = scores >= self.threshold
+        return [{"probability": float(s), "late": bool(flag), "decision": self.class_names[int(flag)], "threshold": self.threshold}
+                for s, flag in zip(scores, late)]
+
+
+def record_model(schema: FeatureSchema, profile: dict) -> type[BaseModel]:
+    """A pydantic model of one input record: every feature required (null allowed for numbers,
+    which the model treats as missing), no extra fields, no NaN or infinity, and categories
+    limited to those the model was trained on."""
+    numeric = profile.get("numeric", {})
+    categorical = profile.get("categorical", {})
+    fields: dict[str, Any] = {}
+    for name in schema.numeric:
+        info = numeric.get(name, {})
+        description = f"seen in training: {info.get('min')} to {info.get('max')}" if info else None
+        fields[name] = (Optional[Annotated[float, Field(allow_inf_nan=False)]], Field(..., description=description,
+                                                                                        examples=[info.get("median")]))
+    for name in schema.categorical:
+        categories = tuple(categorical.get(name, {}).get("categories", ()))
+        kind = Literal[categories] if categories else str  # type: ignore[valid-type]
+        fields[name] = (kind, Field(..., examples=[categorical.get(name, {}).get("most_frequent")]))
+    return create_model("Record", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def parse_records(model: type[BaseModel], payload: Any) -> list[BaseModel]:
+    """One record or a list of them. Raises pydantic's ValidationError, whose errors name the field."""
+    if isinstance(payload, list):
+        if not payload:
+            raise ValidationError.from_exception_data("Records", [{"type": "too_short", "loc": ("body",), "input": payload,
+                                                                    "ctx": {"field_type": "List", "min_length": 1, "actual_length": 0}}])
+        return TypeAdapter(list[model]).validate_python(payload)
+    return [model.model_validate(payload)]
+
+
+def readable_error(error: dict) -> dict:
+    """A validation error as {field, message, type}: the field's path (with the record's index
+    in a list) and, for an unknown category, a short message instead of every known value."""
+    path = [str(p) for p in error.get("loc", ()) if p != "body"]
+    field = ".".join(path) or "body"
+    message = error.get("msg", "invalid")
+    if error.get("type") == "literal_error":
+        known = str(error.get("ctx", {}).get("expected", "")).count("'") // 2
+        message = (f"unknown category {error.get('input')!r}: the model knows {known} values for {path[-1]} "
+                   f"(listed in /openapi.json, schema Record)")
+    return {"field": field, "message": message, "type": error.get("type", "invalid")}
+
+
+def records_frame(records: list[BaseModel], schema: FeatureSchema) -> pd.DataFrame:
+    frame = pd.DataFrame([r.model_dump() for r in records], columns=schema.columns)
+    for column in schema.numeric:
+        frame[column] = frame[column].astype(float)
+    return frame
+
+
+# --------------------------------------------------------------------------- the prediction log
+
+
+class PredictionLog:
+    """Every prediction, appended in one transaction per request: SQLite in WAL mode by default
+    (concurrent readers while the server writes), or any SQLAlchemy URL (e.g. PostgreSQL)."""
+
+    def __init__(self, url_or_path: str | Path = DEFAULT_LOG) -> None:
+        from sqlalchemy import JSON, Column, DateTime, Float, Integer, MetaData, String, Table, create_engine, event
+
+        url = str(url_or_path)
+        if "://" not in url:
+            Path(url).parent.mkdir(parents=True, exist_ok=True)
+            url = f"sqlite:///{Path(url).resolve()}"
+        self.url = url
+        sqlite = url.startswith("sqlite")
+        self.engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30} if sqlite else {})
+        if sqlite:
+            @event.listens_for(self.engine, "connect")
+            def _wal(connection, _record) -> None:
+                cursor = connection.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+                cursor.close()
+
+        metadata = MetaData()
+        self.table = Table(
+            "predictions", metadata,
+            Column("id", Integer, primary_key=True, autoincrement=True),
+            Column("timestamp", DateTime(timezone=True), nullable=False, index=True),
+            Column("request_id", String(36), nullable=False, index=True),
+            Column("source", String(16), nullable=False),
+            Column("model_version", String(64), nullable=False),
+            Column("probability", Float, nullable=False),
+            Column("decision", String(64), nullable=False),
+            Column("inputs", JSON, nullable=False),
+        )
+        metadata.create_all(self.engine)
+
+    def append(self, frame: pd.DataFrame, predictions: list[dict], request_id: str, source: str, model_version: str) -> None:
+        now = datetime.now(timezone.utc)
+        inputs = json.loads(frame.to_json(orient="records"))  # NaN -> null
+        rows = [{"timestamp": now, "request_id": request_id, "source": source, "model_version": model_version,
+                 "probability": p["probability"], "decision": p["decision"], "inputs": record}
+                for p, record in zip(predictions, inputs)]
+        with self.engine.begin() as connection:
+            connection.execute(self.table.insert(), rows)
+
+    def count(self) -> int:
+        from sqlalchemy import func, select
+
+        with self.engine.connect() as connection:
+            return int(connection.execute(select(func.count()).select_from(self.table)).scalar_one())
+
+    def frame(self, limit: int | None = None) -> pd.DataFrame:
+        """The log as a table, one column per input feature (the drift stage can read it as a batch)."""
+        from sqlalchemy import select
+
+        query = select(self.table).order_by(self.table.c.id.desc())
+        if limit:
+            query = query.limit(limit)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).mappings().all()
+        if not rows:
+            return pd.DataFrame()
+        base = pd.DataFrame([{k: v for k, v in row.items() if k != "inputs"} for row in rows])
+        inputs = pd.DataFrame([row["inputs"] if isinstance(row["inputs"], dict) else json.loads(row["inputs"]) for row in rows])
+        return pd.concat([base, inputs], axis=1).iloc[::-1].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+class Metrics:
+    """Prometheus metrics of one app (its own registry, so several apps can live in one process)."""
+
+    def __init__(self, gate_path: Path = Paths().gate) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+        from prometheus_client.core import GaugeMetricFamily
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter("driftgate_requests_total", "HTTP requests by endpoint and status", ["endpoint", "status"],
+                                registry=self.registry)
+        self.latency = Histogram("driftgate_request_seconds", "request latency by endpoint", ["endpoint"], registry=self.registry,
+                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10))
+        self.predictions = Counter("driftgate_predictions_total", "predictions by decision", ["decision"], registry=self.registry)
+
+        class GateValues:
+            """The latest gate values (reports/gate.json) as gauges, read at each scrape."""
+
+            def collect(self):
+                family = GaugeMetricFamily("driftgate_gate_value", "latest value of each quality gate", labels=["gate"])
+                passed = GaugeMetricFamily("driftgate_gate_passed", "1 if the gate passed, else 0", labels=["gate"])
+                try:
+                    gates = json.loads(Path(gate_path).read_text()).get("gates", [])
+                except (OSError, ValueError):
+                    gates = []
+                for gate in gates:
+                    value = gate.get("value")
+                    if isinstance(value, (int, float)) and math.isfinite(value):
+                        family.add_metric([gate.get("gate", "?")], float(value))
+                    passed.add_metric([gate.get("gate", "?")], 1.0 if gate.get("passed") else 0.0)
+                yield family
+                yield passed
+
+        self.registry.register(GateValues())
+
+    def exposition(self) -> tuple[bytes, str]:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+# --------------------------------------------------------------------------- the API
+
+
+@dataclass
+class Service:
+    """What the routes and the UI share: the model, the log and the metrics."""
+
+    model: ServedModel
+    log: PredictionLog
+    metrics: Metrics
+
+    def predict(self, frame: pd.DataFrame, source: str) -> tuple[list[dict], str]:
+        request_id = str(uuid.uuid4())
+        predictions = self.model.predictions(frame)
+        self.log.append(frame, predictions, request_id, source, self.model.version)
+        for p in predictions:
+            self.metrics.predictions.labels(p["decision"]).inc()
+        return predictions, request_id
+
+
+def create_api(service: Service):
+    """The FastAPI app: POST /predict, GET /health, GET /metrics (OpenAPI docs at /docs)."""
+    from fastapi import Body, FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse, Response
+
+    api = FastAPI(title="driftgate", version=service.model.version,
+                  description="Flight delay risk: the pipeline's model, with every prediction logged.")
+    record = service.model.record_model
+
+    @api.middleware("http")
+    async def measure(request: Request, call_next):
+        start = time.perf_counter()
+        response = await call_next(request)
+        endpoint = request.url.path if request.url.path in ("/predict", "/health", "/metrics") else "other"
+        service.metrics.requests.labels(endpoint, str(response.status_code)).inc()
+        service.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+        return response
+
+    @api.post("/predict", summary="Delay risk for one flight or a list of flights",
+              openapi_extra={"requestBody": {"content": {"application/json": {"schema": {
+                  "anyOf": [{"$ref": "#/components/schemas/Record"}, {"type": "array", "items": {"$ref": "#/components/schemas/Record"}}]}}}}})
+    def predict(payload: Any = Body(...)):
+        try:
+            records = parse_records(record, payload)
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors(include_url=False)) from None
+        predictions, request_id = service.predict(records_frame(records, service.model.schema), "rest")
+        return {"request_id": request_id, "model_version": service.model.version, "predictions": predictions}
+
+    # The Record schema in the OpenAPI document (the route takes a free-form body to accept both shapes).
+    original_openapi = api.openapi
+
+    def openapi():
+        schema = original_openapi()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Record"] = record.model_json_schema()
+        return schema
+
+    api.openapi = openapi
+
+    @api.get("/health", summary="Liveness: the model is loaded")
+    def health():
+        return {"status": "ok", "model_loaded": True, "model_version": service.model.version,
+                "driftgate_version": service.model.card.get("driftgate_version"), "predictions_logged": service.log.count()}
+
+    @api.get("/metrics", summary="Prometheus metrics")
+    def metrics():
+        body, content_type = service.metrics.exposition()
+        return Response(body, media_type=content_type)
+
+    @api.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError):
+        return JSONResponse({"detail": [readable_error(e) for e in exc.errors()]}, status_code=422)
+
+    return api

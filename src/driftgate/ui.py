@@ -1,0 +1,310 @@
+"""The Gradio demo, mounted on the serving API: Predict, Batch, Model and Monitoring tabs.
+
+`create_app()` returns one FastAPI app with the REST routes (/predict, /health, /metrics, /docs)
+and the UI at /. `app.py`, `driftgate serve` and `make demo` all start it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from driftgate.config import Params, Paths, load_params
+from driftgate.errors import DataError, DriftgateError
+from driftgate.serving import Metrics, PredictionLog, ServedModel, Service, create_api, parse_records, readable_error, records_frame
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+DEFAULT_PORT = 7860
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def batch_problems(frame: pd.DataFrame, model: ServedModel, name: str) -> tuple[list[str], list[str]]:
+    """(problems, warnings) of a batch, one line each, naming the column. Problems stop the
+    scoring; warnings do not: a category the model never saw is scored as a missing value,
+    which is what the model's encoder does with it."""
+    if frame.empty:
+        return [f"{name} has no rows"], []
+    schema, profile = model.schema, model.card.get("feature_profile", {})
+    missing = [c for c in schema.columns if c not in frame.columns]
+    if len(missing) == len(schema.columns):
+        return [f"{name} has none of the model's columns ({', '.join(schema.columns)})"], []
+    problems = [f"missing column(s): {', '.join(missing)}"] if missing else []
+    for column in schema.numeric:
+        if column in frame.columns:
+            values = pd.to_numeric(frame[column], errors="coerce")
+            text = frame[column][values.isna() & frame[column].notna()]
+            if len(text):
+                problems.append(f"column '{column}' has {len(text)} value(s) that are not numbers, e.g. {text.iloc[0]!r}")
+            infinite = np.isinf(values.to_numpy(dtype=float, na_value=np.nan))
+            if infinite.any():
+                problems.append(f"column '{column}' has {int(infinite.sum())} infinite value(s)")
+    warnings = []
+    for column in schema.categorical:
+        if column in frame.columns:
+            known = set(profile.get("categorical", {}).get(column, {}).get("categories", []))
+            values = frame[column].dropna().astype(str)
+            unknown = sorted(set(values) - known) if known else []
+            if unknown:
+                rows = int((~values.isin(known)).sum())
+                warnings.append(f"column '{column}': {rows:,} row(s) with categories the model never saw, scored as "
+                                f"missing: {', '.join(unknown[:8])}" + (" ..." if len(unknown) > 8 else ""))
+    return problems, warnings
+
+
+def card_markdown(card: dict, metrics: dict | None) -> str:
+    lines = [f"### Model `{str(card.get('model_sha256', '?'))[:12]}`", "",
+             f"- **Estimator:** {card.get('estimator')} (driftgate {card.get('driftgate_version')})",
+             f"- **Trained on:** {card.get('train_window')} ({card.get('fit_rows', 0):,} rows, "
+             f"{card.get('positive_share', 0):.1%} late)",
+             f"- **Decision threshold:** {card.get('threshold')}",
+             f"- **Data:** {', '.join(f'{k}: `{str(v)[:16]}`' for k, v in (card.get('data') or {}).items())}",
+             f"- **Features:** {', '.join(card.get('features', {}).get('numeric', []))}; "
+             f"{', '.join(card.get('features', {}).get('categorical', []))}",
+             f"- **Params:** `{json.dumps(card.get('params', {}))}`"]
+    if metrics:
+        lines += ["", "| split | window | F1 | precision | recall | ROC-AUC | PR-AUC |", "|---|---|---|---|---|---|---|"]
+        for split in ("holdout", "current"):
+            m = metrics.get(split) or {}
+            if m:
+                lines.append(f"| {split} | {m.get('window', '')} | {m.get('f1', float('nan')):.3f} | {m.get('precision', float('nan')):.3f} | "
+                             f"{m.get('recall', float('nan')):.3f} | {m.get('roc_auc', float('nan')):.3f} | {m.get('pr_auc', float('nan')):.3f} |")
+    return "\n".join(lines)
+
+
+def batch_history(reports: Path) -> pd.DataFrame:
+    """F1 and drift share of the pipeline's current batch and of every checked batch."""
+    rows = []
+    sources = [("pipeline", reports / "metrics.json", reports / "drift" / "drift.json")]
+    sources += [(d.name, d / "metrics.json", d / "drift" / "drift.json") for d in sorted((reports / "batches").glob("*")) if d.is_dir()]
+    for name, metrics_path, drift_path in sources:
+        try:
+            metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+            drift = json.loads(drift_path.read_text()) if drift_path.is_file() else {}
+        except ValueError:
+            continue
+        current = metrics.get("current") or {}
+        if current or drift:
+            rows.append({"batch": current.get("window") or drift.get("current_window") or name, "f1": current.get("f1"),
+                         "drift_share": drift.get("drift_share")})
+    frame = pd.DataFrame(rows, columns=["batch", "f1", "drift_share"])
+    return frame.drop_duplicates("batch").sort_values("batch").reset_index(drop=True)
+
+
+def monitoring_figure(history: pd.DataFrame, log: pd.DataFrame, gates: dict, threshold: float | None = None):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    if len(history):
+        x = np.arange(len(history))
+        left.plot(x, history["f1"].astype(float), marker="o", label="F1")
+        left.plot(x, history["drift_share"].astype(float), marker="s", label="drift share")
+        if gates.get("f1_min") is not None:
+            left.axhline(gates["f1_min"], color="C0", linestyle=":", label=f"F1 minimum {gates['f1_min']}")
+        if gates.get("drift_share_max") is not None:
+            left.axhline(gates["drift_share_max"], color="C1", linestyle=":", label=f"drift share maximum {gates['drift_share_max']}")
+        left.set_xticks(x, history["batch"], rotation=30, fontsize=8)
+        left.legend(fontsize=7)
+    left.set_title("Production batches: F1 and drift share")
+    late_share = ""
+    if len(log):
+        scores = log["probability"].astype(float)
+        right.hist(scores, bins=np.linspace(0, 1, 41), color="C2", alpha=0.8)
+        if threshold is not None:
+            right.axvline(threshold, color="black", linestyle="--", label=f"decision threshold {threshold:g}")
+            late_share = f", {float((scores >= threshold).mean()):.0%} predicted late"
+            right.legend(fontsize=7)
+        right.set_xlabel("predicted delay risk")
+    right.set_title(f"Prediction log: {len(log):,} predictions{late_share}")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- the app
+
+
+def create_app(params_path: Path | str = "params.yaml", model_path: Path | str | None = None, log: str | None = None,
+               root: Path | str = "."):
+    """The FastAPI app with the Gradio UI mounted at /. Refuses to start (DataError) when the
+    model's sha256 does not match its card."""
+    import gradio as gr
+
+    root = Path(root)
+    params = load_params(root / params_path if not Path(params_path).is_absolute() else params_path)
+    paths = Paths(root)
+    model = ServedModel.load(Path(model_path) if model_path else paths.model)
+    log_target = log or params.serving.log
+    service = Service(model, PredictionLog(log_target if "://" in log_target else root / log_target), Metrics(paths.gate))
+    api = create_api(service)
+    demo = build_demo(service, params, paths)
+    return gr.mount_gradio_app(api, demo, path="/", footer_links=["api"])
+
+
+def build_demo(service: Service, params: Params, paths: Paths):
+    import gradio as gr
+
+    model = service.model
+    profile = model.card.get("feature_profile", {})
+    max_bytes = int(params.serving.max_upload_mb * 1024 * 1024)
+
+    def read_json(path: Path) -> dict | None:
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    with gr.Blocks(title="driftgate: flight delay risk") as demo:
+        gr.Markdown("# driftgate: flight delay risk\nWill a flight from New York arrive 15 minutes late or more? "
+                    f"Model `{model.version}`, decision threshold {model.threshold}. Every prediction is logged.")
+        with gr.Tab("Predict"):
+            inputs = []
+            with gr.Row():
+                with gr.Column():
+                    for name in model.schema.numeric:
+                        info = profile.get("numeric", {}).get(name, {})
+                        inputs.append(gr.Number(value=info.get("median"), label=name, elem_id=f"input-{name}",
+                                                info=f"training range {info.get('min')} to {info.get('max')}" if info else None))
+                with gr.Column():
+                    for name in model.schema.categorical:
+                        info = profile.get("categorical", {}).get(name, {})
+                        inputs.append(gr.Dropdown(choices=info.get("categories", []), value=info.get("most_frequent"),
+                                                  label=name, elem_id=f"input-{name}"))
+                    button = gr.Button("Predict", variant="primary", elem_id="predict-button")
+                    probability = gr.Label(label="delay risk", num_top_classes=2, elem_id="predict-label")
+                    verdict = gr.Markdown(elem_id="predict-verdict")
+
+            def predict_one(*values):
+                payload = dict(zip(model.schema.columns, values))
+                try:
+                    records = parse_records(model.record_model, payload)
+                except Exception as exc:  # pydantic ValidationError: show which field and why
+                    errors = [readable_error(e) for e in getattr(exc, "errors", lambda: [])()] or [{"field": "?", "message": str(exc)}]
+                    return None, "**Cannot predict:** " + "; ".join(f"`{e['field']}`: {e['message']}" for e in errors)
+                [prediction], request_id = service.predict(records_frame(records, model.schema), "ui")
+                p = prediction["probability"]
+                return ({model.class_names[1]: p, model.class_names[0]: 1 - p},
+                        f"**{prediction['decision']}**: delay risk {p:.1%} against the threshold {model.threshold:.0%} "
+                        f"(request `{request_id[:8]}`)")
+
+            button.click(predict_one, inputs, [probability, verdict], api_name="predict")
+
+        with gr.Tab("Batch"):
+            gr.Markdown(f"Upload a CSV or Parquet file with the model's columns (up to {params.serving.max_upload_mb:g} MB): "
+                        "you get the predictions as a file and a drift check of the batch against the training data.")
+            upload = gr.File(label="batch (CSV or Parquet)", file_types=[".csv", ".parquet"], elem_id="batch-upload")
+            run = gr.Button("Score and check drift", variant="primary", elem_id="batch-button")
+            batch_status = gr.Markdown(elem_id="batch-status")
+            download = gr.File(label="predictions", elem_id="batch-download")
+            drift_table = gr.Dataframe(label="drift per column, most drifted first", elem_id="batch-drift")
+            drift_image = gr.Image(label="reference vs batch", type="filepath", elem_id="batch-plot")
+
+            def score_batch(file):
+                from driftgate.drift import dataset_drift, ranked
+                from driftgate.io import read_table, write_text
+                from driftgate.report import drift_plot
+
+                if file is None:
+                    return "**Choose a file first.**", None, None, None
+                path = Path(file if isinstance(file, str) else file.name)
+                if path.stat().st_size > max_bytes:
+                    return (f"**{path.name} is {path.stat().st_size / 1e6:.1f} MB**, over the {params.serving.max_upload_mb:g} MB "
+                            "limit (serving.max_upload_mb in params.yaml).", None, None, None)
+                try:
+                    frame = read_table(path)
+                except DriftgateError as exc:
+                    return f"**Cannot read {path.name}:** {exc.problem}. {exc.hint}", None, None, None
+                if len(frame) > params.serving.max_batch_rows:
+                    return (f"**{path.name} has {len(frame):,} rows**, over serving.max_batch_rows "
+                            f"({params.serving.max_batch_rows:,}).", None, None, None)
+                problems, warnings = batch_problems(frame, model, path.name)
+                if problems:
+                    return "**Cannot score this batch:**\n\n" + "\n".join(f"- {p}" for p in problems), None, None, None
+                predictions, request_id = service.predict(frame[model.schema.columns], "batch")
+                out_dir = Path(tempfile.mkdtemp(prefix="driftgate-batch-"))
+                scored = frame.assign(delay_probability=[p["probability"] for p in predictions],
+                                      decision=[p["decision"] for p in predictions])
+                result_path = out_dir / f"{path.stem}-predictions.csv"
+                write_text(result_path, scored.to_csv(index=False))
+                status = f"Scored **{len(frame):,} rows**: {sum(p['late'] for p in predictions):,} predicted late."
+                if warnings:
+                    status += "\n\n" + "\n".join(f"- note: {w}" for w in warnings) + "\n\n"
+                table, image = None, None
+                reference = _reference(paths, params, model)
+                if reference is not None:
+                    kinds = model.schema.kinds()
+                    drift = dataset_drift(reference, frame[model.schema.columns], kinds, params.drift.share_threshold,
+                                          params.drift.small_sample)
+                    status += (f" Drift: **{drift['n_drifted']} of {drift['n_columns']} columns** drifted "
+                               f"(share {drift['drift_share']:.2f}; dataset drift at {drift['threshold']:g}).")
+                    table = pd.DataFrame([{"column": name, "test": col["test"], "score": round(col["score"], 4),
+                                           "threshold": col["threshold"], "drifted": "yes" if col["drift"] else "no"}
+                                          for name, col in ranked(drift["columns"])])
+                    plot = drift_plot(drift, reference, frame, out_dir / "drift.png")
+                    image = str(plot) if plot else None
+                else:
+                    status += " (No reference data here, so no drift check: run the pipeline first.)"
+                return status, str(result_path), table, image
+
+            run.click(score_batch, [upload], [batch_status, download, drift_table, drift_image], api_name="batch")
+
+        with gr.Tab("Model"):
+            gr.Markdown(card_markdown(model.card, read_json(paths.metrics)), elem_id="model-card")
+            confusion = paths.plots / "confusion_matrix.png"
+            if confusion.is_file():
+                gr.Image(str(confusion), label="confusion matrices", show_label=True, interactive=False)
+
+        with gr.Tab("Monitoring"):
+            gr.Markdown("F1 and drift share of each production batch the pipeline checked "
+                        "(`make run CURRENT=2013-09` adds one), and the delay risk of every logged prediction.")
+            refresh = gr.Button("Refresh", elem_id="monitoring-refresh")
+            figure = gr.Plot(elem_id="monitoring-plot")
+            history_table = gr.Dataframe(elem_id="monitoring-table")
+
+            def monitoring():
+                history = batch_history(paths.reports)
+                gates = params.gates.model_dump()
+                fig = monitoring_figure(history, service.log.frame(limit=50_000), gates, model.threshold)
+                return fig, history.round(4)
+
+            refresh.click(monitoring, None, [figure, history_table])
+            demo.load(monitoring, None, [figure, history_table])
+    return demo
+
+
+_REFERENCE_CACHE: dict[str, pd.DataFrame] = {}
+
+
+def _reference(paths: Paths, params: Params, model: ServedModel) -> pd.DataFrame | None:
+    """The reference window's features from the pipeline's dataset (cached), or None without it."""
+    key = str(paths.dataset.resolve())
+    if key not in _REFERENCE_CACHE:
+        if not paths.dataset.is_file():
+            return None
+        from driftgate.data import features_frame, load_dataset, select_window
+
+        try:
+            dataset = load_dataset(paths.dataset)
+            _REFERENCE_CACHE[key] = features_frame(select_window(dataset, params.windows.reference_window, "reference"),
+                                                   model.schema)
+        except DataError:
+            return None
+    return _REFERENCE_CACHE[key]
+
+
+def serve(app=None, host: str | None = None, port: int | None = None) -> None:
+    """Run the app with uvicorn on GRADIO_SERVER_NAME:GRADIO_SERVER_PORT (127.0.0.1:7860)."""
+    import uvicorn
+
+    host = host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
+    port = port or int(os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT))
+    uvicorn.run(app or create_app(), host=host, port=port, log_level="info")

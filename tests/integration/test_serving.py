@@ -1,0 +1,170 @@
+"""The serving API and the demo's batch checks, on a small project trained for real.
+
+REST routes through FastAPI's TestClient (the real app, in process); the prediction log in a
+real SQLite file; bad input of every kind; a tampered model that must refuse to start.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from driftgate.cli import app as cli
+from driftgate.errors import DataError
+from tests.conftest import make_tiny_frame
+
+
+@pytest.fixture(scope="module")
+def project(served_project) -> Path:
+    return served_project
+
+
+@pytest.fixture
+def service(project, tmp_path):
+    from driftgate.serving import Metrics, PredictionLog, ServedModel, Service
+
+    model = ServedModel.load(project / "artifacts" / "model.joblib")
+    return Service(model, PredictionLog(tmp_path / "log" / "predictions.sqlite"), Metrics(project / "reports" / "gate.json"))
+
+
+@pytest.fixture
+def client(service):
+    from driftgate.serving import create_api
+
+    return TestClient(create_api(service))
+
+
+RECORD = {"x1": 0.5, "x2": 3.0, "plan": "pro"}
+
+
+def test_one_record_and_a_list_are_scored_like_the_pipeline_scores_them(client, service):
+    one = client.post("/predict", json=RECORD)
+    assert one.status_code == 200, one.text
+    body = one.json()
+    assert body["model_version"] == service.model.version and len(body["request_id"]) == 36
+    [prediction] = body["predictions"]
+    expected = service.model.pipeline.predict_proba(pd.DataFrame([RECORD])[service.model.schema.columns])[0, 1]
+    assert prediction["probability"] == pytest.approx(expected, abs=1e-12)
+    assert prediction["late"] == (expected >= prediction["threshold"])
+    many = client.post("/predict", json=[RECORD, {**RECORD, "x1": 3.0}, {**RECORD, "x1": None}])
+    assert many.status_code == 200 and len(many.json()["predictions"]) == 3
+    assert many.json()["predictions"][1]["probability"] > many.json()["predictions"][0]["probability"]  # x1 raises churn
+    assert service.log.count() == 4
+
+
+@pytest.mark.parametrize(("payload", "field", "kind"), [
+    ({"x2": 3.0, "plan": "pro"}, "x1", "missing"),
+    ({**RECORD, "age": 40}, "age", "extra_forbidden"),
+    ({**RECORD, "x1": "high"}, "x1", "float_parsing"),
+    ({**RECORD, "plan": "enterprise"}, "plan", "literal_error"),
+    ([RECORD, {**RECORD, "x2": "?"}], "1.x2", "float_parsing"),
+    ([], "body", "too_short"),
+], ids=["missing field", "extra field", "wrong type", "unknown category", "bad record in a list", "empty list"])
+def test_bad_input_is_a_422_naming_the_field_and_nothing_is_logged(client, service, payload, field, kind):
+    response = client.post("/predict", json=payload)
+    assert response.status_code == 422
+    errors = response.json()["detail"]
+    assert {"field": field, "type": kind} == {k: errors[0][k] for k in ("field", "type")}, errors
+    if kind == "literal_error":
+        assert errors[0]["message"] == "unknown category 'enterprise': the model knows 3 values for plan (listed in /openapi.json, schema Record)"
+    assert service.log.count() == 0
+    assert client.post("/predict", json=RECORD).status_code == 200  # still serving
+    assert service.log.count() == 1
+
+
+@pytest.mark.parametrize("body", ['{"x1": NaN, "x2": 1, "plan": "pro"}', '{"x1": Infinity, "x2": 1, "plan": "pro"}',
+                                  '{"x1": 1, "x2": 1, "plan": ', "not json"], ids=["NaN", "infinity", "truncated", "not json"])
+def test_nan_infinity_and_malformed_json_are_refused(client, service, body):
+    response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert service.log.count() == 0
+
+
+def test_health_metrics_and_openapi(client, service, project):
+    client.post("/predict", json=[RECORD, {**RECORD, "x1": 4.0}])
+    client.post("/predict", json={"nope": 1})
+    health = client.get("/health").json()
+    assert health == {"status": "ok", "model_loaded": True, "model_version": service.model.version,
+                      "driftgate_version": service.model.card["driftgate_version"], "predictions_logged": 2}
+    text = client.get("/metrics").text
+    decisions = {line.split('"')[1]: float(line.split()[-1]) for line in text.splitlines() if line.startswith("driftgate_predictions_total{")}
+    assert sum(decisions.values()) == 2
+    assert 'driftgate_requests_total{endpoint="/predict",status="422"} 1.0' in text
+    assert 'driftgate_requests_total{endpoint="/predict",status="200"} 1.0' in text
+    assert 'driftgate_request_seconds_count{endpoint="/predict"} 2.0' in text
+    gate = json.loads((project / "reports" / "gate.json").read_text())
+    for result in gate["gates"]:
+        if isinstance(result["value"], float) and math.isfinite(result["value"]):
+            assert f'driftgate_gate_value{{gate="{result["gate"]}"}} {result["value"]!r}' in text
+    schema = client.get("/openapi.json").json()
+    assert set(schema["components"]["schemas"]["Record"]["properties"]) == {"x1", "x2", "plan"}
+    assert client.get("/docs").status_code == 200
+
+
+def test_prediction_log_is_sqlite_in_wal_mode_with_every_input(service, client):
+    client.post("/predict", json=[RECORD, {**RECORD, "x1": None}])
+    path = service.log.url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    frame = service.log.frame()
+    assert list(frame[["x1", "x2", "plan", "source"]].itertuples(index=False, name=None))[0] == (0.5, 3.0, "pro", "rest")
+    assert math.isnan(frame["x1"].iloc[1]) and frame["request_id"].nunique() == 1
+    assert set(frame["decision"]) <= {"negative", "positive"}
+
+
+def test_concurrent_requests_log_exactly_one_row_per_prediction(service, client):
+    def post(i: int) -> int:
+        return client.post("/predict", json=[{**RECORD, "x2": float(i % 10)}] * 3).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(post, range(200)))
+    assert codes == [200] * 200
+    assert service.log.count() == 600
+    assert service.log.frame()["request_id"].nunique() == 200
+
+
+def test_a_tampered_model_refuses_to_start(project, tmp_path):
+    from driftgate.serving import ServedModel
+
+    for name in ("model.joblib", "model.json"):
+        (tmp_path / name).write_bytes((project / "artifacts" / name).read_bytes())
+    with open(tmp_path / "model.joblib", "ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(DataError, match="does not match the model card"):
+        ServedModel.load(tmp_path / "model.joblib")
+    refused = CliRunner().invoke(cli, ["serve", "--model", str(tmp_path / "model.joblib"), "--params",
+                                       str(project / "params.yaml")], catch_exceptions=False)
+    assert refused.exit_code == 2 and "does not match the model card" in refused.output
+
+
+# --------------------------------------------------------------------------- the demo's batch checks
+
+
+def test_batch_problems_name_the_column_and_what_is_wrong(service):
+    from driftgate.ui import batch_problems
+
+    model = service.model
+    good = make_tiny_frame(50)
+    assert batch_problems(good, model, "b.csv") == ([], [])
+    assert batch_problems(good.iloc[:0], model, "b.csv") == (["b.csv has no rows"], [])
+    assert batch_problems(pd.DataFrame({"a": [1]}), model, "b.csv") == (["b.csv has none of the model's columns (x1, x2, plan)"], [])
+    assert batch_problems(good.drop(columns=["x2"]), model, "b.csv") == (["missing column(s): x2"], [])
+    text = good.astype({"x1": object})
+    text.loc[3, "x1"] = "n/a"
+    inf = good.copy()
+    inf.loc[[1, 2], "x2"] = float("inf")
+    unknown = good.copy()
+    unknown.loc[0, "plan"] = "enterprise"
+    assert batch_problems(text, model, "b.csv") == (["column 'x1' has 1 value(s) that are not numbers, e.g. 'n/a'"], [])
+    assert batch_problems(inf, model, "b.csv") == (["column 'x2' has 2 infinite value(s)"], [])
+    # the model's encoder scores an unseen category as missing: a warning, not a refusal
+    assert batch_problems(unknown, model, "b.csv") == (
+        [], ["column 'plan': 1 row(s) with categories the model never saw, scored as missing: enterprise"])
