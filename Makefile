@@ -63,6 +63,12 @@ demo: $(VENV)/.installed-serve
 	@driftgate data && dvc repro -q evaluate drift
 	$(BIN)/python app.py
 
+## Screenshots of each demo tab into docs/img (drives the demo on this repo's model in headless Chromium)
+screenshots: $(VENV)/.installed-dev
+	@driftgate data && dvc repro -q evaluate drift
+	@for month in 2013-06 2013-09 2013-12; do pipelines/check_batch.sh $$month >/dev/null || true; done
+	DRIFTGATE_DEMO_ROOT=$(CURDIR) DRIFTGATE_SCREENSHOTS=$(CURDIR)/docs/img $(BIN)/python -m pytest -q -p no:cacheprovider tests/integration/test_demo.py
+
 ## Install dev dependencies and run the full test suite
 test: $(VENV)/.installed-dev tools
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
@@ -83,4 +89,4 @@ bench: install
 clean:
 	rm -rf reports/batches .pytest_cache
 
-.PHONY: help install data run demo tools test test-fast test-slow bench clean
+.PHONY: help install data run demo screenshots tools test test-fast test-slow bench clean

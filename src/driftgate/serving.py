@@ -56,10 +56,10 @@ class ServedModel:
         return cls(pipeline, card, FeatureSchema.from_dict(card["features"]), float(card["threshold"]), names)
 
     def score(self, frame: pd.DataFrame) -> np.ndarray:
-        columns = self.schema.columns
-        features = frame[columns].copy()
-        for column in self.schema.numeric:
-            features[column] = pd.to_numeric(features[column], errors="coerce").astype(float)
+        features = frame[self.schema.columns]
+        text = [c for c in self.schema.numeric if features[c].dtype != np.float64]
+        if text:  # uploaded batches: numbers read as text become floats (bad ones NaN, flagged before)
+            features = features.assign(**{c: pd.to_numeric(features[c], errors="coerce").astype(float) for c in text})
         return self.pipeline.predict_proba(features)[:, 1]
 
     def predictions(self, frame: pd.DataFrame) -> list[dict]:
@@ -112,10 +112,11 @@ def readable_error(error: dict) -> dict:
 
 
 def records_frame(records: list[BaseModel], schema: FeatureSchema) -> pd.DataFrame:
-    frame = pd.DataFrame([r.model_dump() for r in records], columns=schema.columns)
-    for column in schema.numeric:
-        frame[column] = frame[column].astype(float)
-    return frame
+    """Validated records as the model's input frame: numbers as float64 (None as NaN)."""
+    columns = {name: [getattr(r, name) for r in records] for name in schema.columns}
+    for name in schema.numeric:
+        columns[name] = np.array([np.nan if v is None else v for v in columns[name]], dtype=float)
+    return pd.DataFrame(columns, columns=schema.columns)
 
 
 # --------------------------------------------------------------------------- the prediction log
@@ -251,24 +252,50 @@ class Service:
         return predictions, request_id
 
 
+class _Measure:
+    """Request counts and latencies per endpoint, as a plain ASGI middleware (Starlette's
+    BaseHTTPMiddleware costs several milliseconds a request)."""
+
+    ENDPOINTS = ("/predict", "/health", "/metrics")
+
+    def __init__(self, app, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start, status = time.perf_counter(), [500]
+
+        async def sending(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            endpoint = scope["path"] if scope["path"] in self.ENDPOINTS else "other"
+            self.metrics.requests.labels(endpoint, str(status[0])).inc()
+            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+
+
 def create_api(service: Service):
     """The FastAPI app: POST /predict, GET /health, GET /metrics (OpenAPI docs at /docs)."""
     from fastapi import Body, FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, Response
 
+    from threadpoolctl import threadpool_limits
+
+    # Requests already run in parallel (FastAPI's thread pool). OpenMP threads inside each
+    # predict_proba on top of that oversubscribe the cores: single-row latency went from about
+    # 20 ms to seconds under load. One OpenMP/BLAS thread per request, for the whole process.
+    threadpool_limits(1)
     api = FastAPI(title="driftgate", version=service.model.version,
                   description="Flight delay risk: the pipeline's model, with every prediction logged.")
     record = service.model.record_model
 
-    @api.middleware("http")
-    async def measure(request: Request, call_next):
-        start = time.perf_counter()
-        response = await call_next(request)
-        endpoint = request.url.path if request.url.path in ("/predict", "/health", "/metrics") else "other"
-        service.metrics.requests.labels(endpoint, str(response.status_code)).inc()
-        service.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
-        return response
+    api.add_middleware(_Measure, metrics=service.metrics)
 
     @api.post("/predict", summary="Delay risk for one flight or a list of flights",
               openapi_extra={"requestBody": {"content": {"application/json": {"schema": {

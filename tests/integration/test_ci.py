@@ -50,6 +50,11 @@ def test_github_workflows_validate_against_the_schema_and_actionlint():
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
+def test_dockerfile_passes_hadolint():
+    result = run([_tool("hadolint"), "Dockerfile"], ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_ci_job_scripts_pass_shellcheck():
     scripts = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "pipelines").rglob("*.sh"))
     result = run([_tool("shellcheck"), "-x", "-e", "SC1091", *scripts], ROOT)

@@ -1,0 +1,172 @@
+"""Load on the serving API against a bare FastAPI + scikit-learn endpoint, in one run.
+
+    python benchmarks/serve_load.py                    # 200 requests/s for 30 s each, then 10,000 concurrent
+    python benchmarks/serve_load.py --rate 100 --duration 10 --concurrent 2000
+
+Both servers run in their own processes on 127.0.0.1 with the pipeline's model
+(artifacts/model.joblib, after `make run`): driftgate's app (`app.py`: the REST API with the
+Gradio UI mounted, pydantic validation, the SQLite prediction log and Prometheus metrics), and a
+bare FastAPI route that only turns the JSON into a DataFrame and calls predict_proba. The load is
+open-loop: requests are sent on a fixed schedule whatever the responses do, so a slow server
+shows up as latency, not as a lower rate. Then `--concurrent` predictions are sent at once (200
+in flight) and the prediction log must have grown by exactly that many rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+BARE = """
+import sys, joblib, pandas as pd, uvicorn
+from fastapi import FastAPI
+pipeline = joblib.load(sys.argv[1])
+app = FastAPI()
+
+@app.post("/predict")
+def predict(record: dict):
+    return {"probability": float(pipeline.predict_proba(pd.DataFrame([record]))[0, 1])}
+
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_ready(url: str, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited with {process.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit(f"{url} did not answer in {timeout} s")
+
+
+async def open_loop(url: str, body: dict, rate: float, duration: float) -> np.ndarray:
+    import httpx
+
+    latencies: list[float] = []
+    failures = 0
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        async def one() -> None:
+            nonlocal failures
+            start = time.perf_counter()
+            response = await client.post(url, json=body)
+            if response.status_code != 200:
+                failures += 1
+            latencies.append(time.perf_counter() - start)
+
+        tasks = []
+        begin = time.perf_counter()
+        for i in range(int(rate * duration)):
+            delay = begin + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+    if failures:
+        raise SystemExit(f"{failures} requests to {url} failed")
+    return np.array(latencies) * 1000
+
+
+async def burst(url: str, body: dict, count: int, in_flight: int = 200) -> float:
+    import httpx
+
+    gate = asyncio.Semaphore(in_flight)
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=in_flight), timeout=60) as client:
+        async def one() -> int:
+            async with gate:
+                return (await client.post(url, json=body)).status_code
+
+        start = time.perf_counter()
+        codes = await asyncio.gather(*(one() for _ in range(count)))
+    bad = sum(code != 200 for code in codes)
+    if bad:
+        raise SystemExit(f"{bad} of {count} concurrent requests failed")
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=200, help="requests per second")
+    parser.add_argument("--duration", type=float, default=30, help="seconds of load per server")
+    parser.add_argument("--concurrent", type=int, default=10_000, help="predictions sent at once to check the log")
+    args = parser.parse_args()
+
+    card = json.loads((ROOT / "artifacts" / "model.json").read_text())
+    profile = card["feature_profile"]
+    record = {name: info["median"] for name, info in profile["numeric"].items()}
+    record |= {name: info["most_frequent"] for name, info in profile["categorical"].items()}
+
+    work = Path(tempfile.mkdtemp(prefix="driftgate-load-"))
+    ours_port, bare_port = free_port(), free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(ours_port), "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    log_path = work / "predictions.sqlite"
+    ours = subprocess.Popen([sys.executable, "-c", "import sys; from driftgate.ui import create_app, serve; "
+                             f"serve(create_app(log={str(log_path)!r}))"], cwd=ROOT, env=env,
+                            stdout=open(work / "driftgate.log", "w"), stderr=subprocess.STDOUT)
+    # The bare server gets one OpenMP thread per request too (driftgate sets that itself):
+    # without it both servers oversubscribe the cores and the comparison measures only that.
+    bare = subprocess.Popen([sys.executable, "-c", BARE, str(ROOT / "artifacts" / "model.joblib"), str(bare_port)], cwd=ROOT,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            stdout=open(work / "bare.log", "w"), stderr=subprocess.STDOUT)
+    try:
+        wait_ready(f"http://127.0.0.1:{ours_port}/health", ours)
+        wait_ready(f"http://127.0.0.1:{bare_port}/docs", bare)
+        results = {}
+        print(f"server logs in {work}", file=sys.stderr)
+        for name, url in (("bare FastAPI + sklearn", f"http://127.0.0.1:{bare_port}/predict"),
+                          ("driftgate /predict", f"http://127.0.0.1:{ours_port}/predict")):
+            print(f"loading {name}", file=sys.stderr)
+            asyncio.run(open_loop(url, record, args.rate, 2))  # warm up
+            results[name] = asyncio.run(open_loop(url, record, args.rate, args.duration))
+        before = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{ours_port}/health").read())["predictions_logged"]
+        seconds = asyncio.run(burst(f"http://127.0.0.1:{ours_port}/predict", record, args.concurrent))
+        after = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{ours_port}/health").read())["predictions_logged"]
+    finally:
+        for process in (ours, bare):
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    print(f"open-loop load: {args.rate:g} requests/s for {args.duration:g} s per server, one record per request, 2 cores")
+    header = f"{'server':<24} | {'requests':>8} | {'p50 ms':>7} | {'p90 ms':>7} | {'p99 ms':>7} | {'max ms':>7}"
+    print(header)
+    print("-" * len(header))
+    for name, latencies in results.items():
+        p50, p90, p99 = np.percentile(latencies, [50, 90, 99])
+        print(f"{name:<24} | {len(latencies):>8} | {p50:>7.2f} | {p90:>7.2f} | {p99:>7.2f} | {latencies.max():>7.2f}")
+    ours_ms, bare_ms = results["driftgate /predict"], results["bare FastAPI + sklearn"]
+    print(f"ratio driftgate / bare: p50 {np.percentile(ours_ms, 50) / np.percentile(bare_ms, 50):.2f}x, "
+          f"p99 {np.percentile(ours_ms, 99) / np.percentile(bare_ms, 99):.2f}x")
+    grown = after - before
+    print(f"{args.concurrent:,} concurrent predictions (200 in flight) in {seconds:.1f} s: the log grew by {grown:,} rows "
+          f"({'exactly one per prediction' if grown == args.concurrent else 'MISMATCH'})")
+
+
+if __name__ == "__main__":
+    main()
