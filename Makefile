@@ -71,7 +71,11 @@ screenshots: $(VENV)/.installed-dev
 
 ## Install dev dependencies and run the full test suite
 test: $(VENV)/.installed-dev tools
-	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not image" $(PYTEST_ARGS)
+
+## Build the demo's image with buildah, push it to a local registry, pull it back and run it (needs root)
+test-image: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -m image -s $(PYTEST_ARGS)
 
 ## Run only the fast tests (no real pipeline runs)
 test-fast: $(VENV)/.installed-dev
@@ -79,7 +83,7 @@ test-fast: $(VENV)/.installed-dev
 
 ## Run only the slow integration tests
 test-slow: $(VENV)/.installed-dev tools
-	$(BIN)/python -m pytest -n 2 --dist loadfile -m slow $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "slow and not image" $(PYTEST_ARGS)
 
 ## Measure `dvc repro` (full and no-op) on the bundled data
 bench: install
@@ -89,4 +93,4 @@ bench: install
 clean:
 	rm -rf reports/batches .pytest_cache
 
-.PHONY: help install data run demo screenshots tools test test-fast test-slow bench clean
+.PHONY: help install data run demo screenshots tools test test-image test-fast test-slow bench clean

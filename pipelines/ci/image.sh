@@ -24,7 +24,7 @@ if [ -n "${CI_REGISTRY:-}" ] && [ -n "${CI_REGISTRY_PASSWORD:-}" ]; then
 fi
 start=$(date +%s)
 build=(build --build-arg "BASE_IMAGE=${BASE_IMAGE:-python:3.11-slim-bookworm}" -t "$image:$tag" -t "$image:latest" .)
-[ "$builder" = buildah ] && build=(build --isolation "${BUILDAH_ISOLATION:-chroot}" "${build[@]:1}")
+[ "$builder" = buildah ] && build=(build --format docker --isolation "${BUILDAH_ISOLATION:-chroot}" "${build[@]:1}")  # docker format keeps HEALTHCHECK
 run "${build[@]}"
 echo "built $image:$tag in $(( $(date +%s) - start )) s"
 for pushed in "$image:$tag" "$image:latest"; do

@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from driftgate.config import DEFAULT_PARAMS, Paths, Window, load_params, parse_window
-from driftgate.errors import EXIT_BAD_INPUT, EXIT_GATE_FAILED, DriftgateError
+from driftgate.errors import EXIT_BAD_INPUT, EXIT_GATE_FAILED, DataError, DriftgateError
 
 app = typer.Typer(
     help="Quality gates for ML pipelines: validate, train, evaluate, detect drift, gate.",
@@ -67,11 +67,27 @@ def _model_and_dataset(params_path: Path, model_path: Path, dataset_path: Path):
     return params, pipeline, FeatureSchema.from_dict(card["features"]), load_dataset(dataset_path)
 
 
+def _prediction_log_batch(source: str):
+    """The served predictions' inputs as the current batch (no labels: drift only)."""
+    try:
+        from driftgate.serving import PredictionLog
+    except ImportError as exc:
+        raise DriftgateError(source, "reading a prediction log needs the serving extras", 'pip install "driftgate[serve]"') from exc
+    if "://" not in source and not Path(source).is_file():
+        raise DataError(source, "prediction log not found", "serve the model first (`make demo`), or check serving.log")
+    frame = PredictionLog(source).frame()
+    if frame.empty:
+        raise DataError(source, "the prediction log is empty", "make some predictions first")
+    return frame, f"prediction log ({len(frame):,} predictions)"
+
+
 def _current_batch(params, current: Optional[str], dataset):
     """The current batch as (frame, label): a window of the dataset, or a separate file."""
     from driftgate.data import prepare_frame, select_window
     from driftgate.io import read_table
 
+    if current and (Path(current).suffix.lower() in {".sqlite", ".db"} or "://" in current):
+        return _prediction_log_batch(current)
     if current and Path(current).suffix.lower() in {".csv", ".parquet", ".pq"}:
         frame, _ = prepare_frame(read_table(current), params, current, require_label=False)
         return frame, Path(current).name

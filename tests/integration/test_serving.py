@@ -168,3 +168,16 @@ def test_batch_problems_name_the_column_and_what_is_wrong(service):
     # the model's encoder scores an unseen category as missing: a warning, not a refusal
     assert batch_problems(unknown, model, "b.csv") == (
         [], ["column 'plan': 1 row(s) with categories the model never saw, scored as missing: enterprise"])
+
+
+def test_drift_stage_reads_the_prediction_log_as_the_current_batch(project, client, service, monkeypatch):
+    client.post("/predict", json=[{**RECORD, "x1": 2.0 + i / 10} for i in range(40)])  # a shifted batch
+    log_path = service.log.url.removeprefix("sqlite:///")
+    monkeypatch.chdir(project)
+    result = CliRunner().invoke(cli, ["drift", "--current", log_path, "--out", "from_log"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    drift = json.loads((project / "from_log" / "drift.json").read_text())
+    assert drift["current_rows"] == 40 and drift["current_window"] == "prediction log (40 predictions)"
+    assert drift["columns"]["x1"]["drift"] is True
+    empty = CliRunner().invoke(cli, ["drift", "--current", str(project / "none.sqlite")], catch_exceptions=False)
+    assert empty.exit_code == 2 and "prediction log not found" in empty.output
