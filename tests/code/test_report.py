@@ -1,6 +1,5 @@
 """The CI report and the run context it links to: content for passing, failing and broken runs."""
 
-from pathlib import Path
 
 from driftgate.report import CiContext, ci_report
 
