@@ -1,7 +1,11 @@
 """Load on the serving API against a bare FastAPI + scikit-learn endpoint, in one run.
 
-    python benchmarks/serve_load.py                    # 200 requests/s for 30 s each, then 10,000 concurrent
-    python benchmarks/serve_load.py --rate 100 --duration 10 --concurrent 2000
+    python benchmarks/serve_load.py                    # 15 requests/s for 30 s each, then 10,000 concurrent
+    python benchmarks/serve_load.py --rate 200 --duration 10 --concurrent 2000
+
+The default rate is what both servers sustain on 2 cores: a single-row predict_proba of the
+pipeline's model costs about 20 ms here, so at 200 requests/s the bare endpoint falls minutes
+behind (and its requests time out) before the run ends.
 
 Both servers run in their own processes on 127.0.0.1 with the pipeline's model
 (artifacts/model.joblib, after `make run`): driftgate's app (`app.py`: the REST API with the
@@ -63,7 +67,8 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float = 120) -> Non
     raise SystemExit(f"{url} did not answer in {timeout} s")
 
 
-async def open_loop(url: str, body: dict, rate: float, duration: float) -> np.ndarray:
+async def open_loop(url: str, body: dict, rate: float, duration: float) -> tuple[np.ndarray, int]:
+    """Latencies (ms) of the answered requests, and how many failed (refused, reset or not 200)."""
     import httpx
 
     latencies: list[float] = []
@@ -73,9 +78,14 @@ async def open_loop(url: str, body: dict, rate: float, duration: float) -> np.nd
         async def one() -> None:
             nonlocal failures
             start = time.perf_counter()
-            response = await client.post(url, json=body)
+            try:
+                response = await client.post(url, json=body)
+            except httpx.HTTPError:
+                failures += 1
+                return
             if response.status_code != 200:
                 failures += 1
+                return
             latencies.append(time.perf_counter() - start)
 
         tasks = []
@@ -86,9 +96,7 @@ async def open_loop(url: str, body: dict, rate: float, duration: float) -> np.nd
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(one()))
         await asyncio.gather(*tasks)
-    if failures:
-        raise SystemExit(f"{failures} requests to {url} failed")
-    return np.array(latencies) * 1000
+    return np.array(latencies) * 1000, failures
 
 
 async def burst(url: str, body: dict, count: int, in_flight: int = 200) -> float:
@@ -98,7 +106,10 @@ async def burst(url: str, body: dict, count: int, in_flight: int = 200) -> float
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=in_flight), timeout=60) as client:
         async def one() -> int:
             async with gate:
-                return (await client.post(url, json=body)).status_code
+                try:
+                    return (await client.post(url, json=body)).status_code
+                except httpx.HTTPError:
+                    return 0
 
         start = time.perf_counter()
         codes = await asyncio.gather(*(one() for _ in range(count)))
@@ -110,7 +121,7 @@ async def burst(url: str, body: dict, count: int, in_flight: int = 200) -> float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rate", type=float, default=200, help="requests per second")
+    parser.add_argument("--rate", type=float, default=15, help="requests per second")
     parser.add_argument("--duration", type=float, default=30, help="seconds of load per server")
     parser.add_argument("--concurrent", type=int, default=10_000, help="predictions sent at once to check the log")
     args = parser.parse_args()
@@ -154,13 +165,14 @@ def main() -> None:
                 process.kill()
 
     print(f"open-loop load: {args.rate:g} requests/s for {args.duration:g} s per server, one record per request, 2 cores")
-    header = f"{'server':<24} | {'requests':>8} | {'p50 ms':>7} | {'p90 ms':>7} | {'p99 ms':>7} | {'max ms':>7}"
+    header = f"{'server':<24} | {'answered':>8} | {'failed':>6} | {'p50 ms':>7} | {'p90 ms':>7} | {'p99 ms':>7} | {'max ms':>7}"
     print(header)
     print("-" * len(header))
-    for name, latencies in results.items():
-        p50, p90, p99 = np.percentile(latencies, [50, 90, 99])
-        print(f"{name:<24} | {len(latencies):>8} | {p50:>7.2f} | {p90:>7.2f} | {p99:>7.2f} | {latencies.max():>7.2f}")
-    ours_ms, bare_ms = results["driftgate /predict"], results["bare FastAPI + sklearn"]
+    for name, (latencies, failed) in results.items():
+        p50, p90, p99 = np.percentile(latencies, [50, 90, 99]) if len(latencies) else (np.nan,) * 3
+        print(f"{name:<24} | {len(latencies):>8} | {failed:>6} | {p50:>7.2f} | {p90:>7.2f} | {p99:>7.2f} | "
+              f"{latencies.max() if len(latencies) else np.nan:>7.2f}")
+    ours_ms, bare_ms = results["driftgate /predict"][0], results["bare FastAPI + sklearn"][0]
     print(f"ratio driftgate / bare: p50 {np.percentile(ours_ms, 50) / np.percentile(bare_ms, 50):.2f}x, "
           f"p99 {np.percentile(ours_ms, 99) / np.percentile(bare_ms, 99):.2f}x")
     grown = after - before

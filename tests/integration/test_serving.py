@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from driftgate.cli import app as cli
 from driftgate.errors import DataError
+from driftgate.serving import parse_records, records_frame
 from tests.conftest import make_tiny_frame
 
 
@@ -181,3 +182,24 @@ def test_drift_stage_reads_the_prediction_log_as_the_current_batch(project, clie
     assert drift["columns"]["x1"]["drift"] is True
     empty = CliRunner().invoke(cli, ["drift", "--current", str(project / "none.sqlite")], catch_exceptions=False)
     assert empty.exit_code == 2 and "prediction log not found" in empty.output
+
+
+def test_concurrent_requests_scored_together_each_get_their_own_predictions(service, client):
+    """Requests that arrive together are scored in one call; each must still get the scores
+    of its own rows, in order."""
+    records = [[{**RECORD, "x1": (i - 50) / 10, "x2": float(j)} for j in range(i % 3 + 1)] for i in range(100)]
+    with ThreadPoolExecutor(16) as pool:
+        responses = list(pool.map(lambda body: client.post("/predict", json=body).json(), records))
+    model = service.model
+    for body, response in zip(records, responses):
+        expected = model.pipeline.predict_proba(pd.DataFrame(body)[model.schema.columns])[:, 1]
+        assert [p["probability"] for p in response["predictions"]] == pytest.approx(list(expected), abs=1e-12)
+    assert service.log.count() == sum(len(body) for body in records)
+
+
+def test_a_failing_batch_fails_only_its_requests_and_the_server_keeps_scoring(service):
+    bad = pd.DataFrame({"x1": [0.5], "x2": [1.0]})  # no 'plan' column: the model cannot score it
+    with pytest.raises(KeyError):
+        service.batcher.score(bad)
+    good = records_frame(parse_records(service.model.record_model, RECORD), service.model.schema)
+    assert len(service.batcher.score(good)) == 1
