@@ -99,7 +99,8 @@ async def open_loop(url: str, body: dict, rate: float, duration: float) -> tuple
     return np.array(latencies) * 1000, failures
 
 
-async def burst(url: str, body: dict, count: int, in_flight: int = 200) -> float:
+async def burst(url: str, body: dict, count: int, in_flight: int = 200) -> tuple[float, int]:
+    """Seconds for `count` requests with `in_flight` at a time, and how many were answered 200."""
     import httpx
 
     gate = asyncio.Semaphore(in_flight)
@@ -113,10 +114,7 @@ async def burst(url: str, body: dict, count: int, in_flight: int = 200) -> float
 
         start = time.perf_counter()
         codes = await asyncio.gather(*(one() for _ in range(count)))
-    bad = sum(code != 200 for code in codes)
-    if bad:
-        raise SystemExit(f"{bad} of {count} concurrent requests failed")
-    return time.perf_counter() - start
+    return time.perf_counter() - start, sum(code == 200 for code in codes)
 
 
 def main() -> None:
@@ -154,7 +152,7 @@ def main() -> None:
             asyncio.run(open_loop(url, record, args.rate, 2))  # warm up
             results[name] = asyncio.run(open_loop(url, record, args.rate, args.duration))
         before = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{ours_port}/health").read())["predictions_logged"]
-        seconds = asyncio.run(burst(f"http://127.0.0.1:{ours_port}/predict", record, args.concurrent))
+        seconds, answered = asyncio.run(burst(f"http://127.0.0.1:{ours_port}/predict", record, args.concurrent))
         after = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{ours_port}/health").read())["predictions_logged"]
     finally:
         for process in (ours, bare):
@@ -176,8 +174,8 @@ def main() -> None:
     print(f"ratio driftgate / bare: p50 {np.percentile(ours_ms, 50) / np.percentile(bare_ms, 50):.2f}x, "
           f"p99 {np.percentile(ours_ms, 99) / np.percentile(bare_ms, 99):.2f}x")
     grown = after - before
-    print(f"{args.concurrent:,} concurrent predictions (200 in flight) in {seconds:.1f} s: the log grew by {grown:,} rows "
-          f"({'exactly one per prediction' if grown == args.concurrent else 'MISMATCH'})")
+    print(f"{args.concurrent:,} concurrent predictions (200 in flight) in {seconds:.1f} s: {answered:,} answered, "
+          f"the log grew by {grown:,} rows ({'exactly one per answered prediction' if grown == answered else 'MISMATCH'})")
 
 
 if __name__ == "__main__":
