@@ -438,7 +438,7 @@ def gate(
 ) -> None:
     """Apply the gates in params.yaml. Exit 0 when all pass, 1 when any fails, 2 on bad input."""
     from driftgate import gates
-    from driftgate.io import read_json, write_json, write_text
+    from driftgate.io import write_json, write_text
 
     params = load_params(params_path)
     baseline = baseline or params.gates.baseline
@@ -446,12 +446,10 @@ def gate(
     def optional(path: Path | None, what: str) -> dict | None:
         if path is None:
             return None
-        try:
-            payload = read_json(path, what)
-        except DriftgateError as exc:
-            err.print(f"[yellow]warning:[/yellow] {exc.message.splitlines()[0]} (the gates that need it fail)")
-            return None
-        return payload if isinstance(payload, dict) else None
+        payload, problem = _json_object(path, what)
+        if problem:
+            err.print(f"[yellow]warning:[/yellow] {problem} (the gates that need it fail)")
+        return payload
 
     results = gates.evaluate_gates(
         optional(metrics_path, "metrics file"), optional(drift_path, "drift file"), params.gates,
@@ -490,16 +488,14 @@ def report(
     """Write the report CI posts on the merge request: verdict, gates, metrics and params against
     main, the drift table, plots and a link to Evidently's HTML report. Never fails on a
     missing input: it says what is missing instead (exit 0)."""
-    from driftgate.io import read_json, write_text
+    from driftgate.io import write_text
     from driftgate.report import CiContext, ci_report
 
     def optional(path: Path, what: str) -> dict | None:
-        try:
-            payload = read_json(path, what)
-        except DriftgateError as exc:
-            notes.append(f"_Missing: {exc.message.splitlines()[0]}._")
-            return None
-        return payload if isinstance(payload, dict) else None
+        payload, problem = _json_object(path, what)
+        if problem:
+            notes.append(f"_Missing: {problem}._")
+        return payload
 
     notes: list[str] = []
     gate_result, metrics, drift_result = optional(gate_path, "gate verdicts"), optional(metrics_path, "metrics"), optional(drift_path, "drift results")
@@ -522,20 +518,26 @@ def report(
 def _dvc_json(args: list[str], notes: list[str]) -> dict | None:
     """`dvc ARGS --json`, parsed; a failure becomes a note in the report instead of an error."""
     import json
-    import shutil
-    import subprocess
-    import sys
 
-    dvc = shutil.which("dvc") or str(Path(sys.executable).parent / "dvc")
-    try:
-        done = subprocess.run([dvc, *args, "--json"], capture_output=True, text=True)
-    except OSError as exc:
-        notes.append(f"_`dvc {args[0]} {args[1]}` could not run: {exc}_")
-        return None
+    from driftgate.fetch import dvc
+
+    done = dvc(Path("."), *args, "--json")
     if done.returncode != 0:
         notes.append(f"_`dvc {' '.join(args[:3])}` failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}_")
         return None
     return json.loads(done.stdout or "{}")
+
+
+def _json_object(path: Path, what: str) -> tuple[dict | None, str | None]:
+    """A JSON object read from `path`, or None with the one-line reason it could not be read
+    (a file that holds something other than an object is None without a reason)."""
+    from driftgate.io import read_json
+
+    try:
+        payload = read_json(path, what)
+    except DriftgateError as exc:
+        return None, exc.message.splitlines()[0]
+    return (payload if isinstance(payload, dict) else None), None
 
 
 def _curves_against(rev: str, label: str, plots_dir: Path, out_dir: Path, notes: list[str]) -> Path | None:
@@ -584,18 +586,14 @@ def alert(
     a server that refuses the message is exit 2. The password is never printed.
     """
     from driftgate import alerts
-    from driftgate.io import read_json
     from driftgate.report import CiContext
 
     params = load_params(params_path)
     ci = CiContext.from_env()
-    try:
-        verdicts = read_json(gate_path, "gate verdicts")
-    except DriftgateError as exc:
-        err.print(f"[yellow]warning:[/yellow] {exc.message.splitlines()[0]}: alerting as a failure")
-        verdicts = {}
-    if not isinstance(verdicts, dict):
-        verdicts = {}
+    verdicts, problem = _json_object(gate_path, "gate verdicts")
+    if problem:
+        err.print(f"[yellow]warning:[/yellow] {problem}: alerting as a failure")
+    verdicts = verdicts or {}
     passed = bool(verdicts.get("passed")) and bool(verdicts.get("gates"))
     if not alerts.should_send(passed, params.alerts.send_on, ci):
         out.print(f"{'all gates passed' if passed else 'not a scheduled run'}: no alert (alerts.send_on: {params.alerts.send_on})")
