@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+BARE_SKLEARN, BARE_TREELITE, OURS = "bare FastAPI + sklearn", "bare FastAPI + Treelite", "driftgate /predict"
 
 BARE = """
 import sys, joblib, pandas as pd, uvicorn
@@ -43,6 +44,24 @@ app = FastAPI()
 @app.post("/predict")
 def predict(record: dict):
     return {"probability": float(pipeline.predict_proba(pd.DataFrame([record]))[0, 1])}
+
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
+"""
+
+# The same bare route scoring with driftgate's FastScorer (Treelite), as driftgate's /predict
+# does: against it, the ratio is the cost of what driftgate adds (validation, the log, metrics,
+# the mounted UI), not of the model runtime.
+BARE_FAST = """
+import sys, joblib, uvicorn
+from fastapi import FastAPI
+from driftgate.inference import FastScorer
+scorer, reason = FastScorer.from_pipeline(joblib.load(sys.argv[1]))
+assert scorer is not None, reason
+app = FastAPI()
+
+@app.post("/predict")
+def predict(record: dict):
+    return {"probability": float(scorer.score_records([record])[0])}
 
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
 """
@@ -130,32 +149,37 @@ def main() -> None:
     record |= {name: info["most_frequent"] for name, info in profile["categorical"].items()}
 
     work = Path(tempfile.mkdtemp(prefix="driftgate-load-"))
-    ours_port, bare_port = free_port(), free_port()
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(ours_port), "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    model = str(ROOT / "artifacts" / "model.joblib")
     log_path = work / "predictions.sqlite"
-    ours = subprocess.Popen([sys.executable, "-c", "import sys; from driftgate.ui import create_app, serve; "
-                             f"serve(create_app(log={str(log_path)!r}))"], cwd=ROOT, env=env,
-                            stdout=open(work / "driftgate.log", "w"), stderr=subprocess.STDOUT)
-    # The bare server gets one OpenMP thread per request too (driftgate sets that itself):
-    # without it both servers oversubscribe the cores and the comparison measures only that.
-    bare = subprocess.Popen([sys.executable, "-c", BARE, str(ROOT / "artifacts" / "model.joblib"), str(bare_port)], cwd=ROOT,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"},
-                            stdout=open(work / "bare.log", "w"), stderr=subprocess.STDOUT)
+    ports = {name: free_port() for name in (BARE_SKLEARN, BARE_TREELITE, OURS)}
+    # The bare servers get one OpenMP thread per request too (driftgate sets that itself):
+    # without it the servers oversubscribe the cores and the comparison measures only that.
+    bare_env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    commands = {
+        BARE_SKLEARN: ([sys.executable, "-c", BARE, model, str(ports[BARE_SKLEARN])], bare_env, "/docs"),
+        BARE_TREELITE: ([sys.executable, "-c", BARE_FAST, model, str(ports[BARE_TREELITE])], bare_env, "/docs"),
+        OURS: ([sys.executable, "-c", f"from driftgate.ui import create_app, serve; serve(create_app(log={str(log_path)!r}))"],
+               {**os.environ, "GRADIO_SERVER_PORT": str(ports[OURS]), "GRADIO_SERVER_NAME": "127.0.0.1",
+                "GRADIO_ANALYTICS_ENABLED": "False"}, "/health"),
+    }
+    servers = {name: subprocess.Popen(argv, cwd=ROOT, env=env, stdout=open(work / f"{i}.log", "w"), stderr=subprocess.STDOUT)
+               for i, (name, (argv, env, _)) in enumerate(commands.items())}
+    results = {}
     try:
-        wait_ready(f"http://127.0.0.1:{ours_port}/health", ours)
-        wait_ready(f"http://127.0.0.1:{bare_port}/docs", bare)
-        results = {}
+        for name, (_, _, ready) in commands.items():
+            wait_ready(f"http://127.0.0.1:{ports[name]}{ready}", servers[name])
         print(f"server logs in {work}", file=sys.stderr)
-        for name, url in (("bare FastAPI + sklearn", f"http://127.0.0.1:{bare_port}/predict"),
-                          ("driftgate /predict", f"http://127.0.0.1:{ours_port}/predict")):
+        for name in commands:  # one at a time: each run has both cores to itself (and the load generator)
+            url = f"http://127.0.0.1:{ports[name]}/predict"
             print(f"loading {name}", file=sys.stderr)
             asyncio.run(open_loop(url, record, args.rate, 2))  # warm up
             results[name] = asyncio.run(open_loop(url, record, args.rate, args.duration))
-        before = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{ours_port}/health").read())["predictions_logged"]
-        seconds, answered = asyncio.run(burst(f"http://127.0.0.1:{ours_port}/predict", record, args.concurrent))
-        after = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{ours_port}/health").read())["predictions_logged"]
+        health = f"http://127.0.0.1:{ports[OURS]}/health"
+        before = json.loads(urllib.request.urlopen(health).read())["predictions_logged"]
+        seconds, answered = asyncio.run(burst(f"http://127.0.0.1:{ports[OURS]}/predict", record, args.concurrent))
+        after = json.loads(urllib.request.urlopen(health).read())["predictions_logged"]
     finally:
-        for process in (ours, bare):
+        for process in servers.values():
             process.terminate()
             try:
                 process.wait(timeout=20)
@@ -163,16 +187,18 @@ def main() -> None:
                 process.kill()
 
     print(f"open-loop load: {args.rate:g} requests/s for {args.duration:g} s per server, one record per request, 2 cores")
-    header = f"{'server':<24} | {'answered':>8} | {'failed':>6} | {'p50 ms':>7} | {'p90 ms':>7} | {'p99 ms':>7} | {'max ms':>7}"
+    header = f"{'server':<26} | {'answered':>8} | {'failed':>6} | {'p50 ms':>8} | {'p90 ms':>8} | {'p99 ms':>8} | {'max ms':>8}"
     print(header)
     print("-" * len(header))
     for name, (latencies, failed) in results.items():
         p50, p90, p99 = np.percentile(latencies, [50, 90, 99]) if len(latencies) else (np.nan,) * 3
-        print(f"{name:<24} | {len(latencies):>8} | {failed:>6} | {p50:>7.2f} | {p90:>7.2f} | {p99:>7.2f} | "
-              f"{latencies.max() if len(latencies) else np.nan:>7.2f}")
-    ours_ms, bare_ms = results["driftgate /predict"][0], results["bare FastAPI + sklearn"][0]
-    print(f"ratio driftgate / bare: p50 {np.percentile(ours_ms, 50) / np.percentile(bare_ms, 50):.2f}x, "
-          f"p99 {np.percentile(ours_ms, 99) / np.percentile(bare_ms, 99):.2f}x")
+        print(f"{name:<26} | {len(latencies):>8} | {failed:>6} | {p50:>8.2f} | {p90:>8.2f} | {p99:>8.2f} | "
+              f"{latencies.max() if len(latencies) else np.nan:>8.2f}")
+    ours_ms = results[OURS][0]
+    for name in (BARE_SKLEARN, BARE_TREELITE):
+        bare_ms = results[name][0]
+        print(f"ratio driftgate / {name}: p50 {np.percentile(ours_ms, 50) / np.percentile(bare_ms, 50):.2f}x, "
+              f"p99 {np.percentile(ours_ms, 99) / np.percentile(bare_ms, 99):.2f}x")
     grown = after - before
     print(f"{args.concurrent:,} concurrent predictions (200 in flight) in {seconds:.1f} s: {answered:,} answered, "
           f"the log grew by {grown:,} rows ({'exactly one per answered prediction' if grown == answered else 'MISMATCH'})")

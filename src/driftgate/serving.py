@@ -13,6 +13,7 @@ import math
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
@@ -22,7 +23,9 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
 from driftgate.config import Paths
+from driftgate import inference
 from driftgate.data import FeatureSchema
+from driftgate.inference import FastScorer
 
 DEFAULT_LOG = "logs/predictions.sqlite"
 
@@ -41,10 +44,13 @@ class ServedModel:
     class_names: tuple[str, str] = ("negative", "positive")
     version: str = ""
     record_model: type[BaseModel] = field(init=False)
+    fast: FastScorer | None = field(init=False)  # None: scikit-learn's own path (see driftgate.inference)
 
     def __post_init__(self) -> None:
         self.version = self.version or str(self.card.get("model_sha256", "unknown"))[:12]
-        self.record_model = record_model(self.schema, self.card.get("feature_profile", {}))
+        profile = self.card.get("feature_profile", {})
+        self.record_model = record_model(self.schema, profile)
+        self.fast, _ = inference.build(self.pipeline, profile, list(self.schema.columns))
 
     @classmethod
     def load(cls, model_path: Path = Paths().model) -> ServedModel:
@@ -60,10 +66,17 @@ class ServedModel:
         text = [c for c in self.schema.numeric if features[c].dtype != np.float64]
         if text:  # uploaded batches: numbers read as text become floats (bad ones NaN, flagged before)
             features = features.assign(**{c: pd.to_numeric(features[c], errors="coerce").astype(float) for c in text})
+        if self.fast is not None and len(features) <= inference.FAST_ROWS:
+            return self.fast.score_frame(features)
         return self.pipeline.predict_proba(features)[:, 1]
 
-    def predictions(self, frame: pd.DataFrame, scores: np.ndarray | None = None) -> list[dict]:
-        scores = self.score(frame) if scores is None else scores
+    def score_records(self, records: list[dict]) -> np.ndarray:
+        """Scores of validated records (see `record_model`)."""
+        if self.fast is not None and len(records) <= inference.FAST_ROWS:
+            return self.fast.score_records(records)
+        return self.score(records_frame(records, self.schema))
+
+    def predictions(self, scores: np.ndarray) -> list[dict]:
         late = scores >= self.threshold
         return [{"probability": float(s), "late": bool(flag), "decision": self.class_names[int(flag)], "threshold": self.threshold}
                 for s, flag in zip(scores, late)]
@@ -88,14 +101,20 @@ def record_model(schema: FeatureSchema, profile: dict) -> type[BaseModel]:
     return create_model("Record", __config__=ConfigDict(extra="forbid"), **fields)
 
 
-def parse_records(model: type[BaseModel], payload: Any) -> list[BaseModel]:
-    """One record or a list of them. Raises pydantic's ValidationError, whose errors name the field."""
+@lru_cache(maxsize=8)
+def _list_of(model: type[BaseModel]) -> TypeAdapter:
+    return TypeAdapter(list[model])  # building one costs milliseconds; validating with it, microseconds
+
+
+def parse_records(model: type[BaseModel], payload: Any) -> list[dict]:
+    """One record or a list of them, validated, as dicts (numbers missing as None). Raises
+    pydantic's ValidationError, whose errors name the field."""
     if isinstance(payload, list):
         if not payload:
             raise ValidationError.from_exception_data("Records", [{"type": "too_short", "loc": ("body",), "input": payload,
                                                                     "ctx": {"field_type": "List", "min_length": 1, "actual_length": 0}}])
-        return TypeAdapter(list[model]).validate_python(payload)
-    return [model.model_validate(payload)]
+        return [r.model_dump() for r in _list_of(model).validate_python(payload)]
+    return [model.model_validate(payload).model_dump()]
 
 
 def readable_error(error: dict) -> dict:
@@ -111,9 +130,9 @@ def readable_error(error: dict) -> dict:
     return {"field": field, "message": message, "type": error.get("type", "invalid")}
 
 
-def records_frame(records: list[BaseModel], schema: FeatureSchema) -> pd.DataFrame:
+def records_frame(records: list[dict], schema: FeatureSchema) -> pd.DataFrame:
     """Validated records as the model's input frame: numbers as float64 (None as NaN)."""
-    columns = {name: [getattr(r, name) for r in records] for name in schema.columns}
+    columns = {name: [r[name] for r in records] for name in schema.columns}
     for name in schema.numeric:
         columns[name] = np.array([np.nan if v is None else v for v in columns[name]], dtype=float)
     return pd.DataFrame(columns, columns=schema.columns)
@@ -204,9 +223,9 @@ class PredictionLog:
         )
         metadata.create_all(self.engine)
 
-    def append(self, frame: pd.DataFrame, predictions: list[dict], request_id: str, source: str, model_version: str) -> None:
+    def append(self, inputs: list[dict], predictions: list[dict], request_id: str, source: str, model_version: str) -> None:
+        """One request's predictions; `inputs` are JSON-ready records (missing values as None)."""
         now = datetime.now(timezone.utc)
-        inputs = json.loads(frame.to_json(orient="records"))  # NaN -> null
         rows = [{"timestamp": now, "request_id": request_id, "source": source, "model_version": model_version,
                  "probability": p["probability"], "decision": p["decision"], "inputs": record}
                 for p, record in zip(predictions, inputs)]
@@ -291,12 +310,26 @@ class Service:
     batcher: Batcher | None = None
 
     def __post_init__(self) -> None:
-        self.batcher = self.batcher or Batcher(self.model)
+        if self.batcher is None and self.model.fast is None:  # the fast scorer's per-call cost is too small to share
+            self.batcher = Batcher(self.model)
 
-    def predict(self, frame: pd.DataFrame, source: str) -> tuple[list[dict], str]:
+    def predict_records(self, records: list[dict], source: str) -> tuple[list[dict], str]:
+        """Score and log validated records (`parse_records`)."""
+        if self.batcher is not None:
+            scores = self.batcher.score(records_frame(records, self.model.schema))
+        else:
+            scores = self.model.score_records(records)
+        return self._logged(records, scores, source)
+
+    def predict_frame(self, frame: pd.DataFrame, source: str) -> tuple[list[dict], str]:
+        """Score and log a checked batch (the demo's uploads)."""
+        scores = self.batcher.score(frame) if self.batcher is not None else self.model.score(frame)
+        return self._logged(json.loads(frame[self.model.schema.columns].to_json(orient="records")), scores, source)
+
+    def _logged(self, inputs: list[dict], scores: np.ndarray, source: str) -> tuple[list[dict], str]:
         request_id = str(uuid.uuid4())
-        predictions = self.model.predictions(frame, self.batcher.score(frame))
-        self.log.append(frame, predictions, request_id, source, self.model.version)
+        predictions = self.model.predictions(scores)
+        self.log.append(inputs, predictions, request_id, source, self.model.version)
         for p in predictions:
             self.metrics.predictions.labels(p["decision"]).inc()
         return predictions, request_id
@@ -355,7 +388,7 @@ def create_api(service: Service):
             records = parse_records(record, payload)
         except ValidationError as exc:
             raise RequestValidationError(exc.errors(include_url=False)) from None
-        predictions, request_id = service.predict(records_frame(records, service.model.schema), "rest")
+        predictions, request_id = service.predict_records(records, "rest")
         return {"request_id": request_id, "model_version": service.model.version, "predictions": predictions}
 
     # The Record schema in the OpenAPI document (the route takes a free-form body to accept both shapes).

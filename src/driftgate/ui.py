@@ -16,7 +16,7 @@ import pandas as pd
 
 from driftgate.config import Params, Paths, load_params
 from driftgate.errors import DataError, DriftgateError
-from driftgate.serving import Metrics, PredictionLog, ServedModel, Service, create_api, parse_records, readable_error, records_frame
+from driftgate.serving import Metrics, PredictionLog, ServedModel, Service, create_api, parse_records, readable_error
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -190,7 +190,7 @@ def build_demo(service: Service, params: Params, paths: Paths):
                 except Exception as exc:  # pydantic ValidationError: show which field and why
                     errors = [readable_error(e) for e in getattr(exc, "errors", lambda: [])()] or [{"field": "?", "message": str(exc)}]
                     return None, "**Cannot predict:** " + "; ".join(f"`{e['field']}`: {e['message']}" for e in errors)
-                [prediction], request_id = service.predict(records_frame(records, model.schema), "ui")
+                [prediction], request_id = service.predict_records(records, "ui")
                 p = prediction["probability"]
                 return ({model.class_names[1]: p, model.class_names[0]: 1 - p},
                         f"**{prediction['decision']}**: delay risk {p:.1%} against the threshold {model.threshold:.0%} "
@@ -229,7 +229,7 @@ def build_demo(service: Service, params: Params, paths: Paths):
                 problems, warnings = batch_problems(frame, model, path.name)
                 if problems:
                     return "**Cannot score this batch:**\n\n" + "\n".join(f"- {p}" for p in problems), None, None, None
-                predictions, request_id = service.predict(frame[model.schema.columns], "batch")
+                predictions, request_id = service.predict_frame(frame, "batch")
                 out_dir = Path(tempfile.mkdtemp(prefix="driftgate-batch-"))
                 scored = frame.assign(delay_probability=[p["probability"] for p in predictions],
                                       decision=[p["decision"] for p in predictions])

@@ -28,12 +28,23 @@ def project(served_project) -> Path:
     return served_project
 
 
-@pytest.fixture
-def service(project, tmp_path):
+def make_service(project: Path, log_dir: Path, fast: bool = True):
     from driftgate.serving import Metrics, PredictionLog, ServedModel, Service
 
     model = ServedModel.load(project / "artifacts" / "model.joblib")
-    return Service(model, PredictionLog(tmp_path / "log" / "predictions.sqlite"), Metrics(project / "reports" / "gate.json"))
+    if not fast:  # what a model the fast scorer cannot take gets: scikit-learn, with requests batched
+        model.fast = None
+    return Service(model, PredictionLog(log_dir / "predictions.sqlite"), Metrics(project / "reports" / "gate.json"))
+
+
+@pytest.fixture
+def service(project, tmp_path):
+    return make_service(project, tmp_path / "log")
+
+
+@pytest.fixture
+def sklearn_service(project, tmp_path):
+    return make_service(project, tmp_path / "sklearn-log", fast=False)
 
 
 @pytest.fixture
@@ -46,7 +57,13 @@ def client(service):
 RECORD = {"x1": 0.5, "x2": 3.0, "plan": "pro"}
 
 
-def test_one_record_and_a_list_are_scored_like_the_pipeline_scores_them(client, service):
+@pytest.mark.parametrize("path", ["fast", "sklearn"])
+def test_one_record_and_a_list_are_scored_like_the_pipeline_scores_them(request, path):
+    from driftgate.serving import create_api
+
+    service = request.getfixturevalue("service" if path == "fast" else "sklearn_service")
+    assert (service.model.fast is not None, service.batcher is None) == ((True, True) if path == "fast" else (False, False))
+    client = TestClient(create_api(service))
     one = client.post("/predict", json=RECORD)
     assert one.status_code == 200, one.text
     body = one.json()
@@ -184,9 +201,12 @@ def test_drift_stage_reads_the_prediction_log_as_the_current_batch(project, clie
     assert empty.exit_code == 2 and "prediction log not found" in empty.output
 
 
-def test_concurrent_requests_scored_together_each_get_their_own_predictions(service, client):
-    """Requests that arrive together are scored in one call; each must still get the scores
-    of its own rows, in order."""
+def test_concurrent_requests_scored_together_each_get_their_own_predictions(sklearn_service):
+    """On the scikit-learn path, requests that arrive together are scored in one call; each
+    must still get the scores of its own rows, in order."""
+    from driftgate.serving import create_api
+
+    service, client = sklearn_service, TestClient(create_api(sklearn_service))
     records = [[{**RECORD, "x1": (i - 50) / 10, "x2": float(j)} for j in range(i % 3 + 1)] for i in range(100)]
     with ThreadPoolExecutor(16) as pool:
         responses = list(pool.map(lambda body: client.post("/predict", json=body).json(), records))
@@ -197,9 +217,10 @@ def test_concurrent_requests_scored_together_each_get_their_own_predictions(serv
     assert service.log.count() == sum(len(body) for body in records)
 
 
-def test_a_failing_batch_fails_only_its_requests_and_the_server_keeps_scoring(service):
+def test_a_failing_batch_fails_only_its_requests_and_the_server_keeps_scoring(sklearn_service):
+    batcher = sklearn_service.batcher
     bad = pd.DataFrame({"x1": [0.5], "x2": [1.0]})  # no 'plan' column: the model cannot score it
     with pytest.raises(KeyError):
-        service.batcher.score(bad)
-    good = records_frame(parse_records(service.model.record_model, RECORD), service.model.schema)
-    assert len(service.batcher.score(good)) == 1
+        batcher.score(bad)
+    good = records_frame(parse_records(sklearn_service.model.record_model, RECORD), sklearn_service.model.schema)
+    assert len(batcher.score(good)) == 1
