@@ -24,18 +24,18 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies in their own layer: it is rebuilt only when pyproject.toml changes. Their
-# versions are bounded in pyproject.toml (DL3013 asks for pins on the command line instead).
-COPY pyproject.toml README.md LICENSE ./
-# hadolint ignore=DL3013
+# Dependencies in their own layer: it is rebuilt only when pyproject.toml changes. Only what
+# the server imports: driftgate's dependencies and its `serve` extra without the pipeline's
+# tools (DVC, Evidently, pandera; [tool.driftgate.image] in pyproject.toml). Their versions are
+# bounded in pyproject.toml.
+COPY pyproject.toml pipelines/ci/serving_requirements.py ./
 RUN python3 -m venv /opt/venv \
-    && mkdir -p src/driftgate \
-    && printf '__version__ = "0.0.0"\n' > src/driftgate/__init__.py \
-    && pip install ".[serve]" \
-    && pip uninstall -y driftgate \
-    && rm -rf src
+    && python3 serving_requirements.py pyproject.toml > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt serving_requirements.py
 
 # The code, then what the pipeline produced.
+COPY README.md LICENSE ./
 COPY src/ src/
 RUN pip install --no-deps . && useradd --create-home --uid 10001 driftgate
 COPY app.py params.yaml ./

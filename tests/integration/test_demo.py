@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from pathlib import Path
 
@@ -38,12 +39,37 @@ def demo_root(served_project) -> Path:
     return Path(os.environ["DRIFTGATE_DEMO_ROOT"]) if os.environ.get("DRIFTGATE_DEMO_ROOT") else served_project
 
 
+# Run before the server's own imports (a sitecustomize on PYTHONPATH): the packages the demo
+# image leaves out cannot be imported, so every tab below proves the image has what it needs.
+WITHOUT = """
+import sys
+
+LEFT_OUT = {left_out!r}
+
+
+class LeftOut:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in LEFT_OUT:
+            raise ModuleNotFoundError(f"{{name}} is left out of the demo image", name=name)
+        return None
+
+
+sys.meta_path.insert(0, LeftOut())
+"""
+
+
 @pytest.fixture(scope="module")
 def server(demo_root, tmp_path_factory):
-    """`python app.py` in the project folder, as a user starts it, on a free port of 127.0.0.1."""
+    """`python app.py` in the project folder, as a user starts it, on a free port of 127.0.0.1,
+    with only the packages the demo image installs."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("demo") / "server.log"
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    folder = tmp_path_factory.mktemp("demo")
+    log = folder / "server.log"
+    left_out = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["driftgate"]["image"]["leave-out"]
+    (folder / "site").mkdir()
+    (folder / "site" / "sitecustomize.py").write_text(WITHOUT.format(left_out=sorted(left_out)))
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_ANALYTICS_ENABLED": "False",
+           "PYTHONPATH": str(folder / "site")}
     with open(log, "w") as output:
         process = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=demo_root, env=env, stdout=output,
                                    stderr=subprocess.STDOUT)
