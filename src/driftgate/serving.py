@@ -139,9 +139,10 @@ def records_frame(records: list[dict], schema: FeatureSchema) -> pd.DataFrame:
 
 
 class Batcher:
-    """Scores the requests that arrive together in one call: a batch of 200 rows costs about
-    what one row costs (the model's per-call overhead dominates), so under load the server
-    keeps up instead of queueing. A request waits at most for the call in progress."""
+    """For models served by scikit-learn (no fast scorer): scores the requests that arrive
+    together in one call. A batch of 200 rows costs about what one row costs (the per-call
+    overhead dominates), so under load the server keeps up instead of queueing. A request
+    waits at most for the call in progress."""
 
     def __init__(self, model: ServedModel, max_rows: int = 1024) -> None:
         import queue
@@ -404,7 +405,8 @@ def create_api(service: Service):
     @api.get("/health", summary="Liveness: the model is loaded")
     def health():
         return {"status": "ok", "model_loaded": True, "model_version": service.model.version,
-                "driftgate_version": service.model.card.get("driftgate_version"), "predictions_logged": service.log.count()}
+                "driftgate_version": service.model.card.get("driftgate_version"), "predictions_logged": service.log.count(),
+                "scorer": "scikit-learn" if service.model.fast is None else "treelite"}
 
     @api.get("/metrics", summary="Prometheus metrics")
     def metrics():

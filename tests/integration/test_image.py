@@ -15,12 +15,13 @@ import shutil
 import socket
 import subprocess
 import time
+import tomllib
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import copy_project
+from tests.conftest import ROOT, copy_project
 
 pytestmark = [pytest.mark.slow, pytest.mark.image]
 
@@ -117,13 +118,20 @@ def test_image_is_in_the_registry_with_both_tags_a_healthcheck_and_a_non_root_us
     assert config["User"] == "10001" and "7860/tcp" in config["ExposedPorts"]
     assert "/health" in " ".join(config["Healthcheck"]["Test"])
     assert "GRADIO_SERVER_NAME=0.0.0.0" in config["Env"]
+    manifest = json.loads(sh("skopeo", "inspect", "--tls-verify=false", "--raw", f"docker://{pushed}:test1"))
+    print(f"pushed layers: {sum(layer['size'] for layer in manifest['layers']) / 1e6:.0f} MB compressed")
 
 
 def test_pulled_image_serves_health_and_a_prediction(pushed, buildah, served_project):
     for image in sh(*buildah, "images", "-q").split():  # only what the registry gives back counts
         subprocess.run([*buildah, "rmi", "-f", image], capture_output=True)
     sh(*buildah, "pull", "--tls-verify=false", f"{pushed}:test1")
+    print(f"image size: {sh(*buildah, 'images', '--format', '{{.Size}}', f'{pushed}:test1').strip()}")
     container = sh(*buildah, "from", f"{pushed}:test1").strip()
+    left_out = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["driftgate"]["image"]["leave-out"]
+    installed = sh(*buildah, "run", "--isolation", "chroot", container, "--", "python3", "-c",
+                   f"import importlib.util as u; print([m for m in {left_out!r} if u.find_spec(m)])")
+    assert installed.strip() == "[]", f"the image holds packages only the pipeline needs: {installed}"
     port = _free_port()
     server = subprocess.Popen([*buildah, "run", "--isolation", "chroot", "--env", f"GRADIO_SERVER_PORT={port}",
                                "--env", "GRADIO_SERVER_NAME=127.0.0.1", container, "--", "python3", "app.py"],
@@ -141,6 +149,7 @@ def test_pulled_image_serves_health_and_a_prediction(pushed, buildah, served_pro
                 time.sleep(1)
         card = json.loads((served_project / "artifacts" / "model.json").read_text())
         assert health["model_loaded"] and health["model_version"] == card["model_sha256"][:12]
+        assert health["scorer"] == "treelite"
         request = urllib.request.Request(f"{url}/predict", data=json.dumps({"x1": 0.5, "x2": 3.0, "plan": "pro"}).encode(),
                                          headers={"content-type": "application/json"})
         [prediction] = json.loads(urllib.request.urlopen(request, timeout=30).read())["predictions"]

@@ -64,6 +64,7 @@ def test_one_record_and_a_list_are_scored_like_the_pipeline_scores_them(request,
     service = request.getfixturevalue("service" if path == "fast" else "sklearn_service")
     assert (service.model.fast is not None, service.batcher is None) == ((True, True) if path == "fast" else (False, False))
     client = TestClient(create_api(service))
+    assert client.get("/health").json()["scorer"] == {"fast": "treelite", "sklearn": "scikit-learn"}[path]
     one = client.post("/predict", json=RECORD)
     assert one.status_code == 200, one.text
     body = one.json()
@@ -111,7 +112,8 @@ def test_health_metrics_and_openapi(client, service, project):
     client.post("/predict", json={"nope": 1})
     health = client.get("/health").json()
     assert health == {"status": "ok", "model_loaded": True, "model_version": service.model.version,
-                      "driftgate_version": service.model.card["driftgate_version"], "predictions_logged": 2}
+                      "driftgate_version": service.model.card["driftgate_version"], "predictions_logged": 2,
+                      "scorer": "treelite"}
     text = client.get("/metrics").text
     decisions = {line.split('"')[1]: float(line.split()[-1]) for line in text.splitlines() if line.startswith("driftgate_predictions_total{")}
     assert sum(decisions.values()) == 2
