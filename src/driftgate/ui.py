@@ -26,6 +26,30 @@ DEFAULT_PORT = 7860
 # --------------------------------------------------------------------------- pure helpers
 
 
+def read_batch(path: Path, model: ServedModel, max_mb: float, max_rows: int) -> tuple[pd.DataFrame | None, str, list[str]]:
+    """An uploaded batch: (frame, "", warnings), or (None, why it is refused, []). Refused: over
+    the size cap, unreadable (empty, malformed, not CSV or Parquet), over the row cap, or with
+    problems in its columns (`batch_problems`)."""
+    from driftgate.io import read_table
+
+    size = path.stat().st_size
+    if size > max_mb * 1024 * 1024:
+        return None, (f"**{path.name} is {size / 1e6:.1f} MB**, over the {max_mb:g} MB limit "
+                      "(serving.max_upload_mb in params.yaml)."), []
+    try:
+        frame = read_table(path)
+    except DriftgateError as exc:
+        # read_table's hints speak of params.yaml; an upload needs its own
+        return None, (f"**Cannot read {path.name}:** {exc.problem}. Upload a CSV or Parquet file with a header "
+                      "row and at least one row of data."), []
+    if len(frame) > max_rows:
+        return None, f"**{path.name} has {len(frame):,} rows**, over serving.max_batch_rows ({max_rows:,}).", []
+    problems, warnings = batch_problems(frame, model, path.name)
+    if problems:
+        return None, "**Cannot score this batch:**\n\n" + "\n".join(f"- {p}" for p in problems), []
+    return frame, "", warnings
+
+
 def batch_problems(frame: pd.DataFrame, model: ServedModel, name: str) -> tuple[list[str], list[str]]:
     """(problems, warnings) of a batch, one line each, naming the column. Problems stop the
     scoring; warnings do not: a category the model never saw is scored as a missing value,
@@ -147,7 +171,9 @@ def create_app(params_path: Path | str = "params.yaml", model_path: Path | str |
     service = Service(model, PredictionLog(log_target if "://" in log_target else root / log_target), Metrics(paths.gate))
     api = create_api(service)
     demo = build_demo(service, params, paths)
-    return gr.mount_gradio_app(api, demo, path="/", footer_links=["api"])
+    # Gradio refuses a larger upload before it reaches the disk; read_batch checks again.
+    return gr.mount_gradio_app(api, demo, path="/", footer_links=["api"],
+                               max_file_size=int(params.serving.max_upload_mb * 1024 * 1024))
 
 
 def build_demo(service: Service, params: Params, paths: Paths):
@@ -155,7 +181,6 @@ def build_demo(service: Service, params: Params, paths: Paths):
 
     model = service.model
     profile = model.card.get("feature_profile", {})
-    max_bytes = int(params.serving.max_upload_mb * 1024 * 1024)
 
     def read_json(path: Path) -> dict | None:
         try:
@@ -210,25 +235,15 @@ def build_demo(service: Service, params: Params, paths: Paths):
 
             def score_batch(file):
                 from driftgate.drift import dataset_drift, ranked
-                from driftgate.io import read_table, write_text
+                from driftgate.io import write_text
                 from driftgate.report import drift_plot
 
                 if file is None:
                     return "**Choose a file first.**", None, None, None
                 path = Path(file if isinstance(file, str) else file.name)
-                if path.stat().st_size > max_bytes:
-                    return (f"**{path.name} is {path.stat().st_size / 1e6:.1f} MB**, over the {params.serving.max_upload_mb:g} MB "
-                            "limit (serving.max_upload_mb in params.yaml).", None, None, None)
-                try:
-                    frame = read_table(path)
-                except DriftgateError as exc:
-                    return f"**Cannot read {path.name}:** {exc.problem}. {exc.hint}", None, None, None
-                if len(frame) > params.serving.max_batch_rows:
-                    return (f"**{path.name} has {len(frame):,} rows**, over serving.max_batch_rows "
-                            f"({params.serving.max_batch_rows:,}).", None, None, None)
-                problems, warnings = batch_problems(frame, model, path.name)
-                if problems:
-                    return "**Cannot score this batch:**\n\n" + "\n".join(f"- {p}" for p in problems), None, None, None
+                frame, refusal, warnings = read_batch(path, model, params.serving.max_upload_mb, params.serving.max_batch_rows)
+                if frame is None:
+                    return refusal, None, None, None
                 predictions, request_id = service.predict_frame(frame, "batch")
                 out_dir = Path(tempfile.mkdtemp(prefix="driftgate-batch-"))
                 scored = frame.assign(delay_probability=[p["probability"] for p in predictions],

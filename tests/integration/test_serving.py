@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
+import yaml
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -226,3 +227,47 @@ def test_a_failing_batch_fails_only_its_requests_and_the_server_keeps_scoring(sk
         batcher.score(bad)
     good = records_frame(parse_records(sklearn_service.model.record_model, RECORD), sklearn_service.model.schema)
     assert len(batcher.score(good)) == 1
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("empty.csv", b"", "Cannot read empty.csv"),
+    ("header.csv", b"x1,x2,plan\n", "Cannot read header.csv:** file has a header but no rows. Upload a CSV"),
+    ("broken.csv", b'x1,x2,plan\n0.5,"3.0\n', "Cannot read broken.csv"),
+    ("binary.parquet", b"\x00\x01not parquet at all", "Cannot read binary.parquet"),
+    ("semicolons.csv", b"x1;x2;plan\n0.5;3.0;pro\n", "semicolons.csv has none of the model's columns (x1, x2, plan)"),
+    ("big.csv", b"x1,x2,plan\n" + b"0.5,3.0,pro\n" * 100_000, "over the 1 MB limit (serving.max_upload_mb in params.yaml)"),
+    ("long.csv", b"x1,x2,plan\n" + b"0.5,3.0,pro\n" * 60, "long.csv has 60 rows**, over serving.max_batch_rows (50)"),
+], ids=["empty file", "header only", "malformed CSV", "not Parquet", "semicolon-separated", "over the size cap", "over the row cap"])
+def test_uploads_that_cannot_be_scored_are_refused_with_the_reason(service, tmp_path, name, content, message):
+    from driftgate.ui import read_batch
+
+    path = tmp_path / name
+    path.write_bytes(content)
+    frame, refusal, warnings = read_batch(path, service.model, max_mb=1, max_rows=50)
+    assert frame is None and warnings == []
+    assert message in refusal, refusal
+
+
+def test_an_upload_that_can_be_scored_comes_back_with_its_warnings(service, tmp_path):
+    from driftgate.ui import read_batch
+
+    batch = make_tiny_frame(40)
+    batch.loc[0, "plan"] = "enterprise"
+    batch.to_parquet(tmp_path / "batch.parquet")
+    frame, refusal, warnings = read_batch(tmp_path / "batch.parquet", service.model, max_mb=1, max_rows=50)
+    assert refusal == "" and len(frame) == 40 and warnings == [
+        "column 'plan': 1 row(s) with categories the model never saw, scored as missing: enterprise"]
+
+
+def test_the_server_refuses_an_upload_over_the_cap_before_it_reaches_the_disk(project, tmp_path):
+    from driftgate.ui import create_app
+
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params.setdefault("serving", {})["max_upload_mb"] = 0.5
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    client = TestClient(create_app(tmp_path / "params.yaml", project / "artifacts" / "model.joblib",
+                                   log=str(tmp_path / "log.sqlite"), root=project))
+    small = client.post("/gradio_api/upload", files={"files": ("small.csv", b"x1,x2,plan\n0.5,3.0,pro\n", "text/csv")})
+    assert small.status_code == 200, small.text
+    big = client.post("/gradio_api/upload", files={"files": ("big.csv", b"0" * 600_000, "text/csv")})
+    assert big.status_code == 413, big.text
