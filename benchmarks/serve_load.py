@@ -4,7 +4,8 @@
     python benchmarks/serve_load.py --rate 100 --duration 10 --concurrent 2000
 
 Three servers run in their own processes on 127.0.0.1 with the pipeline's model
-(artifacts/model.joblib, after `make run`), loaded one after the other:
+(artifacts/model.joblib, after `make run`). The scikit-learn one is loaded alone first; the
+other two then take turns (`--rounds`), so a change in the machine's load hits both alike:
 
 - bare FastAPI + sklearn: a route that only turns the JSON into a DataFrame and calls the
   pipeline's predict_proba (about 12-20 ms for one row here, so it cannot keep up with 200
@@ -90,22 +91,28 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float = 120) -> Non
     raise SystemExit(f"{url} did not answer in {timeout} s")
 
 
-async def open_loop(url: str, body: dict, rate: float, duration: float) -> tuple[np.ndarray, int]:
-    """Latencies (ms) of the answered requests, and how many failed (refused, reset or not 200)."""
+async def open_loop(url: str, body: dict, rate: float, duration: float,
+                    max_in_flight: int = 200) -> tuple[np.ndarray, int, int]:
+    """Latencies (ms) of the answered requests, how many failed (refused, reset, timed out or not
+    200), and how many were not sent because `max_in_flight` were still waiting: a server that
+    falls behind shows as those, instead of an unbounded queue in the client."""
     import httpx
 
     latencies: list[float] = []
-    failures = 0
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    failures = skipped = in_flight = 0
+    limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
         async def one() -> None:
-            nonlocal failures
+            nonlocal failures, in_flight
             start = time.perf_counter()
+            in_flight += 1
             try:
                 response = await client.post(url, json=body)
             except httpx.HTTPError:
                 failures += 1
                 return
+            finally:
+                in_flight -= 1
             if response.status_code != 200:
                 failures += 1
                 return
@@ -117,9 +124,12 @@ async def open_loop(url: str, body: dict, rate: float, duration: float) -> tuple
             delay = begin + i / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
+            if in_flight >= max_in_flight:
+                skipped += 1
+                continue
             tasks.append(asyncio.create_task(one()))
         await asyncio.gather(*tasks)
-    return np.array(latencies) * 1000, failures
+    return np.array(latencies) * 1000, failures, skipped
 
 
 async def burst(url: str, body: dict, count: int, in_flight: int = 200) -> tuple[float, int]:
@@ -145,6 +155,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200, help="requests per second")
     parser.add_argument("--duration", type=float, default=30, help="seconds of load per server")
     parser.add_argument("--concurrent", type=int, default=10_000, help="predictions sent at once to check the log")
+    parser.add_argument("--rounds", type=int, default=3, help="turns the Treelite and driftgate servers take")
+    parser.add_argument("--no-sklearn", action="store_true", help="leave out the bare scikit-learn server (it takes the longest)")
     args = parser.parse_args()
 
     card = json.loads((ROOT / "artifacts" / "model.json").read_text())
@@ -166,46 +178,74 @@ def main() -> None:
                {**os.environ, "GRADIO_SERVER_PORT": str(ports[OURS]), "GRADIO_SERVER_NAME": "127.0.0.1",
                 "GRADIO_ANALYTICS_ENABLED": "False"}, "/health"),
     }
-    results = {}
+    results: dict[str, tuple[np.ndarray, int, int]] = {}
     print(f"server logs in {work}", file=sys.stderr)
-    for i, (name, (argv, env, ready)) in enumerate(commands.items()):
-        # One server at a time, stopped before the next starts: a server that fell behind keeps
-        # working off its queue after the run, which must not slow the next one down.
-        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=open(work / f"{i}.log", "w"), stderr=subprocess.STDOUT)
+
+    def start(name: str) -> subprocess.Popen:
+        argv, env, ready = commands[name]
+        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=open(work / f"{len(logs)}.log", "w"), stderr=subprocess.STDOUT)
+        logs.append(process)
+        wait_ready(f"http://127.0.0.1:{ports[name]}{ready}", process)
+        asyncio.run(open_loop(f"http://127.0.0.1:{ports[name]}/predict", record, args.rate, 2))  # warm up
+        return process
+
+    def stop(process: subprocess.Popen) -> None:
+        process.terminate()
         try:
-            wait_ready(f"http://127.0.0.1:{ports[name]}{ready}", process)
-            url = f"http://127.0.0.1:{ports[name]}/predict"
-            print(f"loading {name}", file=sys.stderr)
-            asyncio.run(open_loop(url, record, args.rate, 2))  # warm up
-            results[name] = asyncio.run(open_loop(url, record, args.rate, args.duration))
-            if name == OURS:
-                health = f"http://127.0.0.1:{ports[OURS]}/health"
-                before = json.loads(urllib.request.urlopen(health).read())["predictions_logged"]
-                seconds, answered = asyncio.run(burst(url, record, args.concurrent))
-                after = json.loads(urllib.request.urlopen(health).read())["predictions_logged"]
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+    logs: list[subprocess.Popen] = []
+    try:
+        if not args.no_sklearn:
+            # Alone, and stopped before the others start: it falls behind and keeps working off
+            # its queue after the run, which must not slow the next server down.
+            print(f"loading {BARE_SKLEARN}", file=sys.stderr)
+            process = start(BARE_SKLEARN)
+            results[BARE_SKLEARN] = asyncio.run(open_loop(f"http://127.0.0.1:{ports[BARE_SKLEARN]}/predict", record,
+                                                          args.rate, args.duration))
+            stop(process)
+        # The two that keep up take turns, `--rounds` times each, so a change in the machine's
+        # load during the run falls on both alike; their rounds are pooled.
+        for name in (BARE_TREELITE, OURS):
+            start(name)
+        pooled: dict[str, list] = {BARE_TREELITE: [], OURS: []}
+        for round_ in range(args.rounds):
+            for name in pooled:
+                print(f"loading {name}, round {round_ + 1} of {args.rounds}", file=sys.stderr)
+                pooled[name].append(asyncio.run(open_loop(f"http://127.0.0.1:{ports[name]}/predict", record, args.rate,
+                                                          args.duration / args.rounds)))
+        for name, runs in pooled.items():
+            results[name] = (np.concatenate([r[0] for r in runs]), sum(r[1] for r in runs), sum(r[2] for r in runs))
+        health = f"http://127.0.0.1:{ports[OURS]}/health"
+        before = json.loads(urllib.request.urlopen(health).read())["predictions_logged"]
+        seconds, answered = asyncio.run(burst(f"http://127.0.0.1:{ports[OURS]}/predict", record, args.concurrent))
+        after = json.loads(urllib.request.urlopen(health).read())["predictions_logged"]
+    finally:
+        for process in logs:
+            if process.poll() is None:
+                stop(process)
 
     print(f"open-loop load: {args.rate:g} requests/s for {args.duration:g} s per server, one record per request, 2 cores")
-    header = f"{'server':<26} | {'answered':>8} | {'failed':>6} | {'p50 ms':>8} | {'p90 ms':>8} | {'p99 ms':>8} | {'max ms':>8}"
+    header = (f"{'server':<26} | {'answered':>8} | {'failed':>6} | {'not sent':>8} | {'p50 ms':>8} | {'p90 ms':>8} | "
+              f"{'p99 ms':>8} | {'max ms':>8}")
     print(header)
     print("-" * len(header))
-    for name, (latencies, failed) in results.items():
+    for name, (latencies, failed, skipped) in results.items():
         p50, p90, p99 = np.percentile(latencies, [50, 90, 99]) if len(latencies) else (np.nan,) * 3
-        print(f"{name:<26} | {len(latencies):>8} | {failed:>6} | {p50:>8.2f} | {p90:>8.2f} | {p99:>8.2f} | "
+        print(f"{name:<26} | {len(latencies):>8} | {failed:>6} | {skipped:>8} | {p50:>8.2f} | {p90:>8.2f} | {p99:>8.2f} | "
               f"{latencies.max() if len(latencies) else np.nan:>8.2f}")
+    print("(not sent: due while 200 requests were already waiting; the server had fallen behind)")
     ours_ms = results[OURS][0]
-    for name in (BARE_SKLEARN, BARE_TREELITE):
+    for name in [n for n in (BARE_SKLEARN, BARE_TREELITE) if n in results]:
         bare_ms = results[name][0]
         print(f"ratio driftgate / {name}: p50 {np.percentile(ours_ms, 50) / np.percentile(bare_ms, 50):.2f}x, "
               f"p99 {np.percentile(ours_ms, 99) / np.percentile(bare_ms, 99):.2f}x")
     grown = after - before
-    print(f"{args.concurrent:,} concurrent predictions (200 in flight) in {seconds:.1f} s: {answered:,} answered, "
-          f"the log grew by {grown:,} rows ({'exactly one per answered prediction' if grown == answered else 'MISMATCH'})")
+    if args.concurrent:
+        print(f"{args.concurrent:,} concurrent predictions (200 in flight) in {seconds:.1f} s: {answered:,} answered, "
+              f"the log grew by {grown:,} rows ({'exactly one per answered prediction' if grown == answered else 'MISMATCH'})")
 
 
 if __name__ == "__main__":
