@@ -13,8 +13,8 @@ import math
 import time
 import uuid
 from dataclasses import dataclass, field
-from functools import lru_cache
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
-from driftgate.config import Paths
 from driftgate import inference
+from driftgate.config import Paths
 from driftgate.data import FeatureSchema
 from driftgate.inference import FastScorer
 
