@@ -8,6 +8,7 @@ per frame so that it stays quick, and says so at the top of the page.
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -27,6 +28,22 @@ def banner(reference_rows: int, current_rows: int, reference_total: int, current
     return f'<div id="driftgate-sample-note" style="{style}">{html.escape(text)}</div>'
 
 
+# Evidently names widgets ("id": "<uuid>", time-based) and metric variables (metric_<hex>) with
+# fresh ids on every run. Only those are renamed: the page's JavaScript holds UUID constants too.
+_FRESH_ID = re.compile(r'(?<="id": ")[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?=")|(?<=metric_)[0-9a-f]{32}\b')
+
+
+def stable_ids(page: str) -> str:
+    """The page with Evidently's per-run ids renumbered in order of first appearance, so the
+    same data gives the same bytes (and `dvc repro` on a fresh clone leaves dvc.lock as it was).
+    Every occurrence of an id is renamed alike, so the widgets' cross-references still hold."""
+    fresh = list(dict.fromkeys(m.group(0) for m in _FRESH_ID.finditer(page)))
+    if not fresh:
+        return page
+    names = {old: (f"00000000-0000-4000-8000-{i:012x}" if "-" in old else f"{i:032x}") for i, old in enumerate(fresh)}
+    return re.sub("|".join(map(re.escape, fresh)), lambda m: names[m.group(0)], page)
+
+
 def write_report(reference: pd.DataFrame, current: pd.DataFrame, kinds: dict[str, str], rows: int, target: Path) -> Path:
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
@@ -37,7 +54,7 @@ def write_report(reference: pd.DataFrame, current: pd.DataFrame, kinds: dict[str
     columns = list(kinds)
     snapshot = Report([DataDriftPreset()]).run(Dataset.from_pandas(cur[columns], data_definition=definition),
                                                Dataset.from_pandas(ref[columns], data_definition=definition))
-    page = snapshot.get_html_str(as_iframe=False)
+    page = stable_ids(snapshot.get_html_str(as_iframe=False))
     note = banner(len(ref), len(cur), len(reference), len(current))
     page = page.replace("<body>", "<body>" + note, 1) if "<body>" in page else note + page
     with atomic_path(target) as tmp:
