@@ -363,8 +363,58 @@ class _Measure:
             self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
 
 
-def create_api(service: Service):
-    """The FastAPI app: POST /predict, GET /health, GET /metrics (OpenAPI docs at /docs)."""
+class _BodyLimit:
+    """Refuses a /predict body over `max_mb` with a 413 before it is read into memory: at once
+    when Content-Length says so, else as soon as the streamed bytes pass the limit (the app is
+    then told the client left, and whatever it answers is replaced by the 413)."""
+
+    def __init__(self, app, max_mb: float) -> None:
+        self.app, self.max_mb, self.max_bytes = app, max_mb, int(max_mb * 1024 * 1024)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] != "/predict":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers", ())).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            return await self._refuse(send)
+        seen, over = 0, False
+
+        async def counting():
+            nonlocal seen, over
+            if over:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                over = True
+                return {"type": "http.disconnect"}
+            return message
+
+        async def sending(message):
+            if not over:
+                await send(message)
+
+        try:
+            await self.app(scope, counting, sending)
+        except Exception:
+            if not over:
+                raise
+        if over:
+            await self._refuse(send)
+
+    async def _refuse(self, send) -> None:
+        body = json.dumps({"detail": [{"field": "body", "type": "too_large", "message":
+                                       f"the request body is over {self.max_mb:g} MB (serving.max_upload_mb in "
+                                       "params.yaml): send fewer records per request"}]}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def create_api(service: Service, max_body_mb: float = 20.0, max_records: int = 200_000):
+    """The FastAPI app: POST /predict, GET /health, GET /metrics (OpenAPI docs at /docs).
+    A /predict body over `max_body_mb` is refused with a 413 before it is read; a list of
+    more than `max_records` records with a 422 (serving.max_upload_mb, serving.max_batch_rows)."""
     from fastapi import Body, FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, Response
@@ -379,12 +429,17 @@ def create_api(service: Service):
                   description="Flight delay risk: the pipeline's model, with every prediction logged.")
     record = service.model.record_model
 
-    api.add_middleware(_Measure, metrics=service.metrics)
+    api.add_middleware(_BodyLimit, max_mb=max_body_mb)
+    api.add_middleware(_Measure, metrics=service.metrics)  # added last, so it runs first and counts the 413s too
 
     @api.post("/predict", summary="Delay risk for one flight or a list of flights",
               openapi_extra={"requestBody": {"content": {"application/json": {"schema": {
                   "anyOf": [{"$ref": "#/components/schemas/Record"}, {"type": "array", "items": {"$ref": "#/components/schemas/Record"}}]}}}}})
     def predict(payload: Any = Body(...)):
+        if isinstance(payload, list) and len(payload) > max_records:
+            raise RequestValidationError([{"loc": ("body",), "type": "too_long", "input": None,
+                                           "msg": f"{len(payload):,} records; at most {max_records:,} per request "
+                                                  "(serving.max_batch_rows in params.yaml)"}])
         try:
             records = parse_records(record, payload)
         except ValidationError as exc:

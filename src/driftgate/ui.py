@@ -169,7 +169,7 @@ def create_app(params_path: Path | str = "params.yaml", model_path: Path | str |
     model = ServedModel.load(Path(model_path) if model_path else paths.model)
     log_target = log or params.serving.log
     service = Service(model, PredictionLog(log_target if "://" in log_target else root / log_target), Metrics(paths.gate))
-    api = create_api(service)
+    api = create_api(service, params.serving.max_upload_mb, params.serving.max_batch_rows)
     demo = build_demo(service, params, paths)
     # Gradio refuses a larger upload before it reaches the disk; read_batch checks again.
     return gr.mount_gradio_app(api, demo, path="/", footer_links=["api"],

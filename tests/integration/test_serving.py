@@ -271,3 +271,28 @@ def test_the_server_refuses_an_upload_over_the_cap_before_it_reaches_the_disk(pr
     assert small.status_code == 200, small.text
     big = client.post("/gradio_api/upload", files={"files": ("big.csv", b"0" * 600_000, "text/csv")})
     assert big.status_code == 413, big.text
+
+
+def test_a_request_over_the_size_or_record_cap_is_refused_and_the_server_keeps_serving(service):
+    from driftgate.serving import create_api
+
+    client = TestClient(create_api(service, max_body_mb=0.01, max_records=5))  # 10 KiB, 5 records
+    too_long = client.post("/predict", json=[RECORD] * 6)
+    assert too_long.status_code == 422
+    assert too_long.json()["detail"] == [{"field": "body", "type": "too_long",
+                                          "message": "6 records; at most 5 per request (serving.max_batch_rows in params.yaml)"}]
+    too_big = client.post("/predict", json=[RECORD] * 400)  # about 14 KB, declared in Content-Length
+    assert too_big.status_code == 413 and "over 0.01 MB (serving.max_upload_mb" in too_big.json()["detail"][0]["message"]
+
+    def chunks():  # no Content-Length: the limit counts the bytes as they arrive
+        yield b"["
+        for i in range(400):
+            yield (b"," if i else b"") + json.dumps(RECORD).encode()
+        yield b"]"
+
+    streamed = client.post("/predict", content=chunks(), headers={"content-type": "application/json"})
+    assert streamed.status_code == 413
+    assert service.log.count() == 0
+    assert client.post("/predict", json=[RECORD] * 5).status_code == 200
+    assert service.log.count() == 5
+    assert 'driftgate_requests_total{endpoint="/predict",status="413"} 2.0' in client.get("/metrics").text
