@@ -112,15 +112,15 @@ class FastScorer:
         return float(np.max(np.abs(self.score_frame(probe) - expected))) if len(probe) else 0.0
 
 
-def probe_frame(numeric: Mapping[str, dict], categorical: Mapping[str, list], columns: list[str], rows: int = 256,
-                seed: int = 0) -> pd.DataFrame:
+def probe_frame(profile: Mapping[str, dict], columns: list[str], rows: int = 256, seed: int = 0) -> pd.DataFrame:
     """Rows that exercise every category, an unknown category, missing values, and each numeric
     feature's minimum, maximum, median and values in between (from the model card's profile)."""
     rng = np.random.default_rng(seed)
-    longest = max([len(c) + 2 for c in categorical.values()] + [rows])
+    numeric, categorical = profile.get("numeric", {}), profile.get("categorical", {})
+    longest = max([len(info.get("categories", [])) + 2 for info in categorical.values()] + [rows])
     data: dict[str, list] = {}
-    for name, categories in categorical.items():
-        cycle = list(categories) + ["(not seen in training)", None]
+    for name, info in categorical.items():
+        cycle = list(info.get("categories", [])) + ["(not seen in training)", None]
         data[name] = [cycle[i % len(cycle)] for i in rng.permutation(longest)]
     for name, info in numeric.items():
         low, high = float(info.get("min", 0.0)), float(info.get("max", 1.0))
@@ -134,13 +134,10 @@ def build(pipeline: Any, profile: Mapping[str, dict], columns: list[str]) -> tup
     """A verified FastScorer for `pipeline`, or None and why not (logged)."""
     scorer, reason = FastScorer.from_pipeline(pipeline)
     if scorer is not None:
-        numeric = profile.get("numeric", {})
-        categorical = {name: info.get("categories", []) for name, info in profile.get("categorical", {}).items()}
-        known = set(numeric) | set(categorical)
-        if known != set(columns):
+        if set(profile.get("numeric", {})) | set(profile.get("categorical", {})) != set(columns):
             scorer, reason = None, "the model card's feature profile does not cover the model's columns"
         else:
-            difference = scorer.verify(pipeline, probe_frame(numeric, categorical, columns))
+            difference = scorer.verify(pipeline, probe_frame(profile, columns))
             if not difference <= TOLERANCE:
                 scorer, reason = None, f"fast scores differ from the pipeline's by {difference:.2e}"
     if scorer is None:

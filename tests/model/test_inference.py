@@ -49,8 +49,7 @@ def test_records_with_unknown_categories_and_missing_values_score_like_the_pipel
 def test_probe_rows_cover_every_category_an_unknown_one_and_missing_values(model):
     pipeline, schema, holdout, scorer = model
     profile = feature_profile(holdout, schema)
-    probe = inference.probe_frame(profile["numeric"], {k: v["categories"] for k, v in profile["categorical"].items()},
-                                  list(schema.columns))
+    probe = inference.probe_frame(profile, list(schema.columns))
     for name in schema.categorical:
         assert set(profile["categorical"][name]["categories"]) <= set(probe[name].dropna())
         assert "(not seen in training)" in set(probe[name]) and probe[name].isna().any()
