@@ -7,7 +7,7 @@
 REST: POST /predict, GET /health, GET /metrics; OpenAPI docs at /docs.
 """
 
-from driftgate.ui import create_app, serve
+from driftgate.serving.ui import create_app, serve
 
 app = create_app()
 

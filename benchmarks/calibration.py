@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def load(root: Path):
     sys.path.insert(0, str(root / "src"))
     from driftgate.config import load_params
-    from driftgate.data import feature_schema, features_frame, select_window
+    from driftgate.data.dataset import feature_schema, features_frame, select_window
 
     params = load_params(root / "params.yaml")
     dataset = pd.read_parquet(root / "artifacts" / "dataset.parquet")
@@ -59,8 +59,8 @@ def inject(kind: str, reference: pd.DataFrame, current: pd.DataFrame, rng: np.ra
 
 
 def run(mode: str, reference, current, kinds, config) -> dict:
-    from driftgate.calibrate import calibrated_drift
-    from driftgate.drift import dataset_drift
+    from driftgate.drift.calibrated import calibrated_drift
+    from driftgate.drift.stattests import dataset_drift
 
     if mode == "parity":
         return dataset_drift(reference, current, kinds, config.share_threshold, config.small_sample, workers=1)

@@ -83,7 +83,7 @@ def files_for(rows: int, folder: Path) -> tuple[Path, Path]:
 
 
 def run_driftgate_chunked(reference: Path, current: Path) -> dict:
-    from driftgate.scan import chunked_drift
+    from driftgate.drift.scan import chunked_drift
 
     start = time.perf_counter()
     result = chunked_drift(reference, current, 0.5, 1000)
@@ -95,7 +95,7 @@ def run_driftgate_chunked(reference: Path, current: Path) -> dict:
 
 
 def run_driftgate(reference: Path, current: Path) -> dict:
-    from driftgate.drift import dataset_drift, infer_kinds
+    from driftgate.drift.stattests import dataset_drift, infer_kinds
     from driftgate.io import read_table
 
     start = time.perf_counter()

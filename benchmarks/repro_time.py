@@ -47,9 +47,9 @@ def copy_project(dest: Path) -> None:
 def drift_frames(project: Path):
     sys.path.insert(0, str(ROOT / "src"))
     os.chdir(project)
-    from driftgate import train
+    from driftgate.model import train
     from driftgate.config import load_params
-    from driftgate.data import PREDICTION, FeatureSchema, features_frame, load_dataset, select_window
+    from driftgate.data.dataset import PREDICTION, FeatureSchema, features_frame, load_dataset, select_window
 
     params = load_params("params.yaml")
     model, card = train.load(Path("artifacts/model.joblib"), Path("artifacts/model.json"))
@@ -65,7 +65,7 @@ def drift_frames(project: Path):
 
 
 def compare_drift(project: Path) -> None:
-    from driftgate.drift import dataset_drift
+    from driftgate.drift.stattests import dataset_drift
 
     reference, current, kinds, params = drift_frames(project)
     start = time.perf_counter()

@@ -59,7 +59,7 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
 BARE_FAST = """
 import sys, joblib, uvicorn
 from fastapi import FastAPI
-from driftgate.inference import FastScorer
+from driftgate.model.scorer import FastScorer
 scorer, reason = FastScorer.from_pipeline(joblib.load(sys.argv[1]))
 assert scorer is not None, reason
 app = FastAPI()
@@ -174,7 +174,7 @@ def main() -> None:
     commands = {
         BARE_SKLEARN: ([sys.executable, "-c", BARE, model, str(ports[BARE_SKLEARN])], bare_env, "/docs"),
         BARE_TREELITE: ([sys.executable, "-c", BARE_FAST, model, str(ports[BARE_TREELITE])], bare_env, "/docs"),
-        OURS: ([sys.executable, "-c", f"from driftgate.ui import create_app, serve; serve(create_app(log={str(log_path)!r}))"],
+        OURS: ([sys.executable, "-c", f"from driftgate.serving.ui import create_app, serve; serve(create_app(log={str(log_path)!r}))"],
                {**os.environ, "GRADIO_SERVER_PORT": str(ports[OURS]), "GRADIO_SERVER_NAME": "127.0.0.1",
                 "GRADIO_ANALYTICS_ENABLED": "False"}, "/health"),
     }

@@ -33,7 +33,7 @@ def params():
 @pytest.fixture(scope="session")
 def raw_data_dir(tmp_path_factory) -> Path:
     """The real raw data in the repo's data/, fetched once (checked against data.dvc)."""
-    from driftgate.fetch import ensure_raw_data
+    from driftgate.data.fetch import ensure_raw_data
 
     shared = tmp_path_factory.getbasetemp().parent  # the same folder for every xdist worker
     with FileLock(str(shared / "driftgate-data.lock")):
@@ -44,7 +44,7 @@ def raw_data_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def prepared(params, raw_data_dir, tmp_path_factory):
     """The real modelling frame (flights joined with weather) and its feature schema."""
-    from driftgate.data import load_raw, prepare_frame
+    from driftgate.data.dataset import load_raw, prepare_frame
 
     cwd = os.getcwd()
     os.chdir(ROOT)
@@ -57,8 +57,8 @@ def prepared(params, raw_data_dir, tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained(params, prepared):
     """The default model trained on the real training window, with its holdout."""
-    from driftgate import train
-    from driftgate.data import select_window, time_split
+    from driftgate.model import train
+    from driftgate.data.dataset import select_window, time_split
 
     frame, schema = prepared
     fit_rows, holdout = time_split(select_window(frame, params.windows.train, "train"), params.windows.holdout_fraction)
@@ -151,7 +151,7 @@ def served_project(tmp_path_factory) -> Path:
     session: what the serving API and the demo need."""
     from typer.testing import CliRunner
 
-    from driftgate.cli import app
+    from driftgate.cli.main import app
 
     folder = tmp_path_factory.mktemp("served")
     (folder / "data").mkdir()

@@ -1,5 +1,5 @@
 """`python -m driftgate` runs the CLI."""
 
-from driftgate.cli import app
+from driftgate.cli.main import app
 
 app(prog_name="driftgate")

@@ -190,7 +190,7 @@ class DriftConfig(Strict):
 
     def overrides(self, kinds: dict[str, str]) -> dict[str, tuple[str | None, float | None]]:
         """The per-column overrides, checked against the columns being tested."""
-        from driftgate.drift import NUMERIC_ONLY_TESTS
+        from driftgate.drift.stattests import NUMERIC_ONLY_TESTS
 
         for column, choice in self.tests.items():
             if column not in kinds:

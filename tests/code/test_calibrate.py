@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftgate.calibrate import OTHER, adjust, calibrated_drift, pool_rare, resampled_p_value
-from driftgate.drift import CategoricalSummary, dataset_drift
+from driftgate.drift.calibrated import OTHER, adjust, calibrated_drift, pool_rare, resampled_p_value
+from driftgate.drift.stattests import CategoricalSummary, dataset_drift
 
 
 def test_benjamini_hochberg_is_step_up_and_bonferroni_divides_alpha():
@@ -64,8 +64,8 @@ def test_calibrated_mode_detects_a_real_shift_and_reports_p_values():
 def test_calibrated_mode_from_sketches_matches_the_exact_one():
     """The chunked engine's histograms stand in for the raw values: same tests, same verdicts,
     and resampled p-values of the same size."""
-    from driftgate.calibrate import calibrate
-    from driftgate.sketch import as_summaries, compare_sketches, new_sketch
+    from driftgate.drift.calibrated import calibrate
+    from driftgate.drift.sketch import as_summaries, compare_sketches, new_sketch
 
     kinds = {"x": "numeric", "city": "categorical"}
     reference, current = _frames(20_000, 1), _frames(20_000, 2, shift=0.05)

@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 from scipy.spatial import distance
 
-from driftgate.drift import (
+from driftgate.drift.stattests import (
     compare,
     summarise,
     chisquare_pvalue,

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from driftgate.evidently_report import stable_ids, write_report
+from driftgate.drift.evidently_report import stable_ids, write_report
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 

@@ -1,7 +1,7 @@
 """The CI report and the run context it links to: content for passing, failing and broken runs."""
 
 
-from driftgate.report import CiContext, ci_report
+from driftgate.reporting.report import CiContext, ci_report
 
 GATE_FAILED = {"passed": False, "gates": [
     {"gate": "f1 (current 2013-09)", "value": 0.3123, "op": ">=", "threshold": 0.38, "passed": False, "detail": "see plots"},

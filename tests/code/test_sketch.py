@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftgate.drift import column_drift
-from driftgate.scan import load, save
-from driftgate.sketch import CategoricalSketch, NumericSketch, compare_sketches
+from driftgate.drift.stattests import column_drift
+from driftgate.drift.scan import load, save
+from driftgate.drift.sketch import CategoricalSketch, NumericSketch, compare_sketches
 
 RNG = np.random.default_rng(11)
 

@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from driftgate.data import LABEL, TIME, select_window
-from driftgate.validation import validate_frame
+from driftgate.data.dataset import LABEL, TIME, select_window
+from driftgate.data.validation import validate_frame
 
 
 def test_raw_files_are_the_ones_data_dvc_tracks(raw_data_dir, root):

@@ -16,7 +16,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from typer.testing import CliRunner
 
-from driftgate.cli import app
+from driftgate.cli.main import app
 
 USER, PASSWORD = "alerts", "s3cret-Passw0rd"
 FAILED_GATE = {

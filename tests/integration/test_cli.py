@@ -12,7 +12,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from driftgate.cli import app
+from driftgate.cli.main import app
 from tests.conftest import edit_params, make_tiny_frame
 
 runner = CliRunner()

@@ -8,7 +8,7 @@ import pytest
 from distributed import LocalCluster
 from typer.testing import CliRunner
 
-from driftgate.cli import app
+from driftgate.cli.main import app
 from tests.conftest import make_tiny_frame
 
 pytestmark = pytest.mark.slow

@@ -145,7 +145,7 @@ def test_batch_tab_scores_an_upload_and_shows_the_drift_table(page, tmp_path, de
     batch = tmp_path / "batch.csv"
     if os.environ.get("DRIFTGATE_DEMO_ROOT"):
         from driftgate.config import parse_window
-        from driftgate.data import load_dataset, select_window
+        from driftgate.data.dataset import load_dataset, select_window
 
         frame = select_window(load_dataset(demo_root / "artifacts" / "dataset.parquet"), parse_window("2013-09"), "batch")
         frame.sample(5000, random_state=0).to_csv(batch, index=False)

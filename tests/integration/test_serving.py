@@ -18,9 +18,9 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from driftgate.cli import app as cli
+from driftgate.cli.main import app as cli
 from driftgate.errors import DataError
-from driftgate.serving import parse_records, records_frame
+from driftgate.serving.api import parse_records, records_frame
 from tests.conftest import make_tiny_frame
 
 
@@ -30,7 +30,7 @@ def project(served_project) -> Path:
 
 
 def make_service(project: Path, log_dir: Path, fast: bool = True):
-    from driftgate.serving import Metrics, PredictionLog, ServedModel, Service
+    from driftgate.serving.api import Metrics, PredictionLog, ServedModel, Service
 
     model = ServedModel.load(project / "artifacts" / "model.joblib")
     if not fast:  # what a model the fast scorer cannot take gets: scikit-learn, with requests batched
@@ -50,7 +50,7 @@ def sklearn_service(project, tmp_path):
 
 @pytest.fixture
 def client(service):
-    from driftgate.serving import create_api
+    from driftgate.serving.api import create_api
 
     return TestClient(create_api(service))
 
@@ -60,7 +60,7 @@ RECORD = {"x1": 0.5, "x2": 3.0, "plan": "pro"}
 
 @pytest.mark.parametrize("path", ["fast", "sklearn"])
 def test_one_record_and_a_list_are_scored_like_the_pipeline_scores_them(request, path):
-    from driftgate.serving import create_api
+    from driftgate.serving.api import create_api
 
     service = request.getfixturevalue("service" if path == "fast" else "sklearn_service")
     assert (service.model.fast is not None, service.batcher is None) == ((True, True) if path == "fast" else (False, False))
@@ -153,7 +153,7 @@ def test_concurrent_requests_log_exactly_one_row_per_prediction(service, client)
 
 
 def test_a_tampered_model_refuses_to_start(project, tmp_path):
-    from driftgate.serving import ServedModel
+    from driftgate.serving.api import ServedModel
 
     for name in ("model.joblib", "model.json"):
         (tmp_path / name).write_bytes((project / "artifacts" / name).read_bytes())
@@ -170,7 +170,7 @@ def test_a_tampered_model_refuses_to_start(project, tmp_path):
 
 
 def test_batch_problems_name_the_column_and_what_is_wrong(service):
-    from driftgate.ui import batch_problems
+    from driftgate.serving.ui import batch_problems
 
     model = service.model
     good = make_tiny_frame(50)
@@ -207,7 +207,7 @@ def test_drift_stage_reads_the_prediction_log_as_the_current_batch(project, clie
 def test_concurrent_requests_scored_together_each_get_their_own_predictions(sklearn_service):
     """On the scikit-learn path, requests that arrive together are scored in one call; each
     must still get the scores of its own rows, in order."""
-    from driftgate.serving import create_api
+    from driftgate.serving.api import create_api
 
     service, client = sklearn_service, TestClient(create_api(sklearn_service))
     records = [[{**RECORD, "x1": (i - 50) / 10, "x2": float(j)} for j in range(i % 3 + 1)] for i in range(100)]
@@ -239,7 +239,7 @@ def test_a_failing_batch_fails_only_its_requests_and_the_server_keeps_scoring(sk
     ("long.csv", b"x1,x2,plan\n" + b"0.5,3.0,pro\n" * 60, "long.csv has 60 rows**, over serving.max_batch_rows (50)"),
 ], ids=["empty file", "header only", "malformed CSV", "not Parquet", "semicolon-separated", "over the size cap", "over the row cap"])
 def test_uploads_that_cannot_be_scored_are_refused_with_the_reason(service, tmp_path, name, content, message):
-    from driftgate.ui import read_batch
+    from driftgate.serving.ui import read_batch
 
     path = tmp_path / name
     path.write_bytes(content)
@@ -249,7 +249,7 @@ def test_uploads_that_cannot_be_scored_are_refused_with_the_reason(service, tmp_
 
 
 def test_an_upload_that_can_be_scored_comes_back_with_its_warnings(service, tmp_path):
-    from driftgate.ui import read_batch
+    from driftgate.serving.ui import read_batch
 
     batch = make_tiny_frame(40)
     batch.loc[0, "plan"] = "enterprise"
@@ -260,7 +260,7 @@ def test_an_upload_that_can_be_scored_comes_back_with_its_warnings(service, tmp_
 
 
 def test_the_server_refuses_an_upload_over_the_cap_before_it_reaches_the_disk(project, tmp_path):
-    from driftgate.ui import create_app
+    from driftgate.serving.ui import create_app
 
     params = yaml.safe_load((project / "params.yaml").read_text())
     params.setdefault("serving", {})["max_upload_mb"] = 0.5
@@ -274,7 +274,7 @@ def test_the_server_refuses_an_upload_over_the_cap_before_it_reaches_the_disk(pr
 
 
 def test_a_request_over_the_size_or_record_cap_is_refused_and_the_server_keeps_serving(service):
-    from driftgate.serving import create_api
+    from driftgate.serving.api import create_api
 
     client = TestClient(create_api(service, max_body_mb=0.01, max_records=5))  # 10 KiB, 5 records
     too_long = client.post("/predict", json=[RECORD] * 6)

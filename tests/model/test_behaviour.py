@@ -9,8 +9,8 @@ the gate on its holdout and ranks stormy evening flights above clear mornings.
 import numpy as np
 import pytest
 
-from driftgate.data import features_frame, labels
-from driftgate.evaluate import classification_metrics
+from driftgate.data.dataset import features_frame, labels
+from driftgate.model.evaluate import classification_metrics
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from driftgate import inference
-from driftgate.data import LABEL
-from driftgate.inference import FastScorer
-from driftgate.train import feature_profile
+from driftgate.model import scorer as inference
+from driftgate.data.dataset import LABEL
+from driftgate.model.scorer import FastScorer
+from driftgate.model.train import feature_profile
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_pipelines_without_a_fast_equivalent_keep_the_sklearn_path(prepared, cap
                       ("model", LogisticRegression(max_iter=200))]).fit(rows[["carrier", "temp"]], rows[LABEL])
     scorer, reason = FastScorer.from_pipeline(other)
     assert scorer is None and reason == "the pipeline is not prep + HistGradientBoostingClassifier"
-    with caplog.at_level(logging.WARNING, logger="driftgate.inference"):
+    with caplog.at_level(logging.WARNING, logger="driftgate.model.scorer"):
         scorer, reason = inference.build(other, {}, ["carrier", "temp"])
     assert scorer is None and "scikit-learn's predict_proba" in caplog.text and reason in caplog.text
 

@@ -16,7 +16,7 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from driftgate.config import Params
-from driftgate.data import LABEL, TIME, FeatureSchema
+from driftgate.data.dataset import LABEL, TIME, FeatureSchema
 
 MAX_EXAMPLES = 5
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from driftgate.drift import (
+from driftgate.drift.stattests import (
     DEFAULT_THRESHOLDS,
     CategoricalSummary,
     ColumnDrift,
@@ -264,7 +264,7 @@ def compare_sketches(name: str, reference: Sketch, current: Sketch, kind: Column
     Exact wherever the sketches hold every value (categoricals, few-valued numerics, small
     frames); otherwise Wasserstein on the grid, with its error bound.
     """
-    from driftgate.drift import compare
+    from driftgate.drift.stattests import compare
 
     ref_exact, cur_exact = reference.summary(), current.summary()
     if kind == "categorical" or (ref_exact is not None and cur_exact is not None):

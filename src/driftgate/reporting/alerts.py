@@ -32,7 +32,7 @@ from email.utils import getaddresses
 from pathlib import Path
 
 from driftgate.errors import ConfigError, DriftgateError
-from driftgate.report import CiContext
+from driftgate.reporting.report import CiContext
 
 SECURITY = ("starttls", "ssl", "none")
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}

@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
-from driftgate import inference
+from driftgate.model import scorer as inference
 from driftgate.config import Paths
-from driftgate.data import FeatureSchema
-from driftgate.inference import FastScorer
+from driftgate.data.dataset import FeatureSchema
+from driftgate.model.scorer import FastScorer
 
 DEFAULT_LOG = "logs/predictions.sqlite"
 
@@ -44,7 +44,7 @@ class ServedModel:
     class_names: tuple[str, str] = ("negative", "positive")
     version: str = ""
     record_model: type[BaseModel] = field(init=False)
-    fast: FastScorer | None = field(init=False)  # None: scikit-learn's own path (see driftgate.inference)
+    fast: FastScorer | None = field(init=False)  # None: scikit-learn's own path (see driftgate.model.scorer)
 
     def __post_init__(self) -> None:
         self.version = self.version or str(self.card.get("model_sha256", "unknown"))[:12]
@@ -55,7 +55,7 @@ class ServedModel:
     @classmethod
     def load(cls, model_path: Path = Paths().model) -> ServedModel:
         """Load the model after checking its sha256 against its card (a mismatch is a DataError)."""
-        from driftgate import train
+        from driftgate.model import train
 
         pipeline, card = train.load(model_path, Path(model_path).with_suffix(".json"))
         names = tuple(card.get("class_names") or ("negative", "positive"))

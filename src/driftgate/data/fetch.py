@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from driftgate.data import materialise_bundled
+from driftgate.data.dataset import materialise_bundled
 from driftgate.errors import DataError
 
 DVC_FILE = "data.dvc"

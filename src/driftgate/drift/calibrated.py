@@ -27,7 +27,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from driftgate.drift import (
+from driftgate.drift.stattests import (
     CategoricalSummary,
     ColumnDrift,
     ColumnKind,

@@ -16,7 +16,7 @@ import pandas as pd
 
 from driftgate.config import Params, Paths, load_params
 from driftgate.errors import DataError, DriftgateError
-from driftgate.serving import Metrics, PredictionLog, ServedModel, Service, create_api, parse_records, readable_error
+from driftgate.serving.api import Metrics, PredictionLog, ServedModel, Service, create_api, parse_records, readable_error
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -234,9 +234,9 @@ def build_demo(service: Service, params: Params, paths: Paths):
             drift_image = gr.Image(label="reference vs batch", type="filepath", elem_id="batch-plot")
 
             def score_batch(file):
-                from driftgate.drift import dataset_drift, ranked
+                from driftgate.drift.stattests import dataset_drift, ranked
                 from driftgate.io import write_text
-                from driftgate.report import drift_plot
+                from driftgate.reporting.report import drift_plot
 
                 if file is None:
                     return "**Choose a file first.**", None, None, None
@@ -305,7 +305,7 @@ def _reference(paths: Paths, params: Params, model: ServedModel) -> pd.DataFrame
     if key not in _REFERENCE_CACHE:
         if not paths.dataset.is_file():
             return None
-        from driftgate.data import features_frame, load_dataset, select_window
+        from driftgate.data.dataset import features_frame, load_dataset, select_window
 
         try:
             dataset = load_dataset(paths.dataset)

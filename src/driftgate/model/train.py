@@ -22,7 +22,7 @@ from sklearn.preprocessing import OrdinalEncoder
 
 from driftgate import __version__
 from driftgate.config import ModelConfig, Params
-from driftgate.data import LABEL, TIME, FeatureSchema, features_frame, labels
+from driftgate.data.dataset import LABEL, TIME, FeatureSchema, features_frame, labels
 from driftgate.errors import ConfigError, DataError
 from driftgate.io import atomic_path, read_json, sha256_file, write_json
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from driftgate.drift import P_VALUE_TESTS, ranked
+from driftgate.drift.stattests import P_VALUE_TESTS, ranked
 
 
 def _score(value: float | None) -> str:

@@ -59,8 +59,8 @@ def handles_errors(command: Callable) -> Callable:
 
 def _model_and_dataset(params_path: Path, model_path: Path, dataset_path: Path):
     """What `evaluate` and `drift` start from: settings, the checked model, its schema, the dataset."""
-    from driftgate import train as training
-    from driftgate.data import FeatureSchema, load_dataset
+    from driftgate.model import train as training
+    from driftgate.data.dataset import FeatureSchema, load_dataset
 
     params = load_params(params_path)
     pipeline, card = training.load(model_path, model_path.with_suffix(".json"))
@@ -70,7 +70,7 @@ def _model_and_dataset(params_path: Path, model_path: Path, dataset_path: Path):
 def _prediction_log_batch(source: str):
     """The served predictions' inputs as the current batch (no labels: drift only)."""
     try:
-        from driftgate.serving import PredictionLog
+        from driftgate.serving.api import PredictionLog
     except ImportError as exc:
         raise DriftgateError(source, "reading a prediction log needs the serving extras", 'pip install "driftgate[serve]"') from exc
     if "://" not in source and not Path(source).is_file():
@@ -83,7 +83,7 @@ def _prediction_log_batch(source: str):
 
 def _current_batch(params, current: Optional[str], dataset):
     """The current batch as (frame, label): a window of the dataset, or a separate file."""
-    from driftgate.data import prepare_frame, select_window
+    from driftgate.data.dataset import prepare_frame, select_window
     from driftgate.io import read_table
 
     if current and (Path(current).suffix.lower() in {".sqlite", ".db"} or "://" in current):
@@ -101,7 +101,7 @@ def data(
     params_path: ParamsOpt = DEFAULT_PARAMS,
 ) -> None:
     """Get the raw data: check it against data.dvc, else `dvc pull`, else rebuild the bundled files."""
-    from driftgate.fetch import ensure_raw_data
+    from driftgate.data.fetch import ensure_raw_data
 
     load_params(params_path)
     for line in ensure_raw_data(Path("."), log=step):
@@ -116,9 +116,9 @@ def validate(
     report_path: Annotated[Path, typer.Option("--report", help="validation report (JSON)")] = Paths().validation,
 ) -> None:
     """Check columns, types, null shares, ranges, categories, labels and row count; write the dataset."""
-    from driftgate.data import load_raw, prepare_frame
+    from driftgate.data.dataset import load_raw, prepare_frame
     from driftgate.io import atomic_path, write_json
-    from driftgate.validation import summarise, validate_frame
+    from driftgate.data.validation import summarise, validate_frame
 
     params = load_params(params_path)
     source = str(params.data.path) + (f" + {params.data.join.path}" if params.data.join else "")
@@ -147,9 +147,9 @@ def train(
     card_path: Annotated[Path, typer.Option("--card", help="where to write the model card (JSON)")] = Paths().model_card,
 ) -> None:
     """Fit the model on the training window (minus the holdout) and save it with its model card."""
-    from driftgate import train as training
-    from driftgate.data import feature_schema, load_dataset, select_window, time_split
-    from driftgate.fetch import tracked_hash
+    from driftgate.model import train as training
+    from driftgate.data.dataset import feature_schema, load_dataset, select_window, time_split
+    from driftgate.data.fetch import tracked_hash
     from driftgate.io import sha256_file
 
     params = load_params(params_path)
@@ -178,8 +178,8 @@ def evaluate(
     """Score the holdout and the current batch: F1, precision, recall, ROC-AUC, PR-AUC, confusion matrix."""
     import pandas as pd
 
-    from driftgate import evaluate as ev
-    from driftgate.data import LABEL, features_frame, labels, select_window, time_split
+    from driftgate.model import evaluate as ev
+    from driftgate.data.dataset import LABEL, features_frame, labels, select_window, time_split
     from driftgate.io import atomic_path, write_json
 
     params, pipeline, schema, dataset = _model_and_dataset(params_path, model_path, dataset_path)
@@ -247,8 +247,8 @@ def drift(
     with the model's scores as an extra column. File mode: --reference FILE --current FILE, any
     two tables with the same columns; no model needed.
     """
-    from driftgate.calibrate import calibrated_drift
-    from driftgate.drift import dataset_drift
+    from driftgate.drift.calibrated import calibrated_drift
+    from driftgate.drift.stattests import dataset_drift
 
     if engine in ("chunked", "dask"):
         with _dask_client(scheduler) if engine == "dask" else contextlib.nullcontext() as client:
@@ -304,7 +304,7 @@ def _drift_chunked(params_path: Path, reference_path: Optional[Path], current: O
     """Drift with the chunked engine, with a progress bar; stores the reference summary."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from driftgate.scan import SUMMARY_SUFFIX, chunked_drift
+    from driftgate.drift.scan import SUMMARY_SUFFIX, chunked_drift
 
     if reference_path is None or not current:
         raise DriftgateError("--engine chunked/dask", "needs --reference FILE|SUMMARY and --current FILE",
@@ -356,7 +356,7 @@ def _progress_lines(what: str, total: int | None, every: float = 0.1) -> Callabl
 def _write_drift(result: dict, ref, cur, out_dir: Path) -> None:
     """drift.json, drift.md and, when the frames are in memory, drift.png."""
     from driftgate.io import write_json, write_text
-    from driftgate.report import drift_markdown, drift_plot
+    from driftgate.reporting.report import drift_markdown, drift_plot
 
     plot = drift_plot(result, ref, cur, out_dir / "drift.png") if ref is not None else None
     write_json(out_dir / "drift.json", result)
@@ -364,7 +364,7 @@ def _write_drift(result: dict, ref, cur, out_dir: Path) -> None:
 
 
 def _drift_pipeline(params_path: Path, current: Optional[str], model_path: Path, dataset_path: Path):
-    from driftgate.data import PREDICTED_LABEL, PREDICTION, features_frame, select_window
+    from driftgate.data.dataset import PREDICTED_LABEL, PREDICTION, features_frame, select_window
 
     params, pipeline, schema, dataset = _model_and_dataset(params_path, model_path, dataset_path)
     reference_window = params.windows.reference_window
@@ -394,7 +394,7 @@ def _drift_settings(params_path: Path):
 
 
 def _drift_files(params_path: Path, reference_path: Path, current: Optional[str], target: Optional[str], prediction: Optional[str]):
-    from driftgate.drift import infer_kinds
+    from driftgate.drift.stattests import infer_kinds
     from driftgate.io import read_table
 
     if not current:
@@ -419,7 +419,7 @@ def drift_report(
     out_path: Annotated[Path, typer.Option("--out", help="HTML file to write")] = Paths().drift_dir / "evidently.html",
 ) -> None:
     """Evidently's interactive HTML drift report on a sample (drift.report_sample rows per frame)."""
-    from driftgate.evidently_report import write_report
+    from driftgate.drift.evidently_report import write_report
 
     config, ref, cur, kinds, labels = _drift_pipeline(params_path, current, model_path, dataset_path)
     step(f"building Evidently's report on up to {config.report_sample:,} of {len(ref):,} / {len(cur):,} rows")
@@ -489,7 +489,7 @@ def report(
     main, the drift table, plots and a link to Evidently's HTML report. Never fails on a
     missing input: it says what is missing instead (exit 0)."""
     from driftgate.io import write_text
-    from driftgate.report import CiContext, ci_report
+    from driftgate.reporting.report import CiContext, ci_report
 
     def optional(path: Path, what: str) -> dict | None:
         payload, problem = _json_object(path, what)
@@ -519,7 +519,7 @@ def _dvc_json(args: list[str], notes: list[str]) -> dict | None:
     """`dvc ARGS --json`, parsed; a failure becomes a note in the report instead of an error."""
     import json
 
-    from driftgate.fetch import dvc
+    from driftgate.data.fetch import dvc
 
     done = dvc(Path("."), *args, "--json")
     if done.returncode != 0:
@@ -542,7 +542,7 @@ def _json_object(path: Path, what: str) -> tuple[dict | None, str | None]:
 
 def _curves_against(rev: str, label: str, plots_dir: Path, out_dir: Path, notes: list[str]) -> Path | None:
     """ROC and PR curves against the revision, from `dvc plots diff REV --targets ... --json`."""
-    from driftgate.report import curves_against_plot
+    from driftgate.reporting.report import curves_against_plot
 
     targets = [str(plots_dir / name) for name in ("roc.csv", "prc.csv") if (plots_dir / name).is_file()]
     diff = _dvc_json(["plots", "diff", rev, "--targets", *targets], notes) if targets else None
@@ -585,8 +585,8 @@ def alert(
     README: CI secrets). Missing settings are a warning (exit 0) unless alerts.required is true;
     a server that refuses the message is exit 2. The password is never printed.
     """
-    from driftgate import alerts
-    from driftgate.report import CiContext
+    from driftgate.reporting import alerts
+    from driftgate.reporting.report import CiContext
 
     params = load_params(params_path)
     ci = CiContext.from_env()
@@ -625,8 +625,8 @@ def serve(
     log: Annotated[Optional[str], typer.Option("--log", help="prediction log: a SQLite path or SQLAlchemy URL (default serving.log)")] = None,
 ) -> None:
     """Start the demo (Gradio UI at /) and the REST API (/predict, /health, /metrics, /docs)."""
-    from driftgate.ui import create_app
-    from driftgate.ui import serve as run_server
+    from driftgate.serving.ui import create_app
+    from driftgate.serving.ui import serve as run_server
 
     step("loading the model and the demo")
     application = create_app(params_path, model_path, log)

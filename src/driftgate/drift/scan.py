@@ -17,7 +17,7 @@ import pyarrow.dataset as ds
 
 from driftgate.errors import DataError
 from driftgate.io import atomic_path
-from driftgate.sketch import CategoricalSketch, NumericSketch, Sketch, new_sketch
+from driftgate.drift.sketch import CategoricalSketch, NumericSketch, Sketch, new_sketch
 
 BATCH_ROWS = 1 << 20
 SUMMARY_SUFFIX = ".summary.npz"
@@ -204,11 +204,11 @@ def chunked_drift(reference: Path, current: Path, share_threshold: float, small_
     """Drift between two files too large for memory. `reference` may be a stored summary.
 
     With a Dask `client`, the files are sketched part by part on its workers. With
-    `calibration` (the keyword arguments of `driftgate.calibrate.calibrate`), the verdicts are
+    `calibration` (the keyword arguments of `driftgate.drift.calibrated.calibrate`), the verdicts are
     the calibrated mode's, computed from the sketches.
     """
-    from driftgate.drift import common_kinds, verdict
-    from driftgate.sketch import compare_sketches
+    from driftgate.drift.stattests import common_kinds, verdict
+    from driftgate.drift.sketch import compare_sketches
 
     current_kinds = column_kinds(open_dataset(current))
     if str(reference).endswith(SUMMARY_SUFFIX):
@@ -228,8 +228,8 @@ def chunked_drift(reference: Path, current: Path, share_threshold: float, small_
     if calibration is None:
         out = verdict(results, share_threshold)
     else:
-        from driftgate.calibrate import calibrate
-        from driftgate.sketch import as_summaries
+        from driftgate.drift.calibrated import calibrate
+        from driftgate.drift.sketch import as_summaries
 
         summaries = {name: (kind, *as_summaries(ref_sketches[name], cur_sketches[name])) for name, kind in kinds.items()}
         out = calibrate(results, summaries, share_threshold, small_sample, **calibration)
