@@ -226,7 +226,18 @@ class ServingConfig(Strict):
     max_batch_rows: Annotated[int, Field(gt=0)] = 200_000
 
 
+class ProjectConfig(Strict):
+    """How the UI, the API and the reports speak of this data: nothing about one dataset is
+    hard-coded. The class names are data.target.class_names (label 0, label 1)."""
+
+    title: str = Field(default="model", min_length=1, max_length=120)  # page title, report headings
+    question: str = Field(default="", max_length=500)  # what the model answers, in one sentence
+    row: str = Field(default="row", min_length=1, max_length=40)  # what one row is (singular)
+    rows: str = Field(default="rows", min_length=1, max_length=40)  # ... and plural
+
+
 class Params(Strict):
+    project: ProjectConfig = ProjectConfig()
     data: DataConfig
     validation: ValidationConfig = ValidationConfig()
     windows: WindowsConfig

@@ -90,6 +90,7 @@ def model_card(params: Params, schema: FeatureSchema, fit_rows: pd.DataFrame, da
         "params": params.model.model_dump(),
         "threshold": params.model.threshold,
         "class_names": list(params.data.target.class_names),
+        "project": params.project.model_dump(),
         "train_window": params.windows.train.label,
         "fit_rows": len(fit_rows),
         "fit_time_range": [str(fit_rows[TIME].min()), str(fit_rows[TIME].max())],
