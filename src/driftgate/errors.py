@@ -32,3 +32,11 @@ class ConfigError(DriftgateError):
 
 class DataError(DriftgateError):
     """A data file is missing, empty, or does not match the schema."""
+
+
+def listed(items, limit: int = 6, quote: bool = False) -> str:
+    """Items for a message, never cut off silently: "a, b, c and 4 more"."""
+    names = [f"'{item}'" if quote else str(item) for item in items]
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit])} and {len(names) - limit} more"
