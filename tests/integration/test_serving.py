@@ -20,7 +20,12 @@ from typer.testing import CliRunner
 
 from driftgate.cli.main import app as cli
 from driftgate.errors import DataError
-from driftgate.serving.api import parse_records, records_frame
+from driftgate.serving.api import create_api
+from driftgate.serving.metrics import Metrics
+from driftgate.serving.model import ServedModel
+from driftgate.serving.schema import parse_records, records_frame
+from driftgate.serving.service import Service
+from driftgate.store.predictions import PredictionLog
 from tests.conftest import make_tiny_frame
 
 
@@ -30,7 +35,6 @@ def project(served_project) -> Path:
 
 
 def make_service(project: Path, log_dir: Path, fast: bool = True):
-    from driftgate.serving.api import Metrics, PredictionLog, ServedModel, Service
 
     model = ServedModel.load(project / "artifacts" / "model.joblib")
     if not fast:  # what a model the fast scorer cannot take gets: scikit-learn, with requests batched
@@ -50,8 +54,6 @@ def sklearn_service(project, tmp_path):
 
 @pytest.fixture
 def client(service):
-    from driftgate.serving.api import create_api
-
     return TestClient(create_api(service))
 
 
@@ -60,8 +62,6 @@ RECORD = {"x1": 0.5, "x2": 3.0, "plan": "pro"}
 
 @pytest.mark.parametrize("path", ["fast", "sklearn"])
 def test_one_record_and_a_list_are_scored_like_the_pipeline_scores_them(request, path):
-    from driftgate.serving.api import create_api
-
     service = request.getfixturevalue("service" if path == "fast" else "sklearn_service")
     assert (service.model.fast is not None, service.batcher is None) == ((True, True) if path == "fast" else (False, False))
     client = TestClient(create_api(service))
@@ -153,8 +153,6 @@ def test_concurrent_requests_log_exactly_one_row_per_prediction(service, client)
 
 
 def test_a_tampered_model_refuses_to_start(project, tmp_path):
-    from driftgate.serving.api import ServedModel
-
     for name in ("model.joblib", "model.json"):
         (tmp_path / name).write_bytes((project / "artifacts" / name).read_bytes())
     with open(tmp_path / "model.joblib", "ab") as handle:
@@ -207,8 +205,6 @@ def test_drift_stage_reads_the_prediction_log_as_the_current_batch(project, clie
 def test_concurrent_requests_scored_together_each_get_their_own_predictions(sklearn_service):
     """On the scikit-learn path, requests that arrive together are scored in one call; each
     must still get the scores of its own rows, in order."""
-    from driftgate.serving.api import create_api
-
     service, client = sklearn_service, TestClient(create_api(sklearn_service))
     records = [[{**RECORD, "x1": (i - 50) / 10, "x2": float(j)} for j in range(i % 3 + 1)] for i in range(100)]
     with ThreadPoolExecutor(16) as pool:
@@ -274,8 +270,6 @@ def test_the_server_refuses_an_upload_over_the_cap_before_it_reaches_the_disk(pr
 
 
 def test_a_request_over_the_size_or_record_cap_is_refused_and_the_server_keeps_serving(service):
-    from driftgate.serving.api import create_api
-
     client = TestClient(create_api(service, max_body_mb=0.01, max_records=5))  # 10 KiB, 5 records
     too_long = client.post("/predict", json=[RECORD] * 6)
     assert too_long.status_code == 422

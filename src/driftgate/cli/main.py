@@ -70,7 +70,7 @@ def _model_and_dataset(params_path: Path, model_path: Path, dataset_path: Path):
 def _prediction_log_batch(source: str):
     """The served predictions' inputs as the current batch (no labels: drift only)."""
     try:
-        from driftgate.serving.api import PredictionLog
+        from driftgate.store.predictions import PredictionLog
     except ImportError as exc:
         raise DriftgateError(source, "reading a prediction log needs the serving extras", 'pip install "driftgate[serve]"') from exc
     if "://" not in source and not Path(source).is_file():

@@ -16,7 +16,12 @@ import pandas as pd
 
 from driftgate.config import Params, Paths, load_params
 from driftgate.errors import DataError, DriftgateError
-from driftgate.serving.api import Metrics, PredictionLog, ServedModel, Service, create_api, parse_records, readable_error
+from driftgate.serving.api import create_api
+from driftgate.serving.metrics import Metrics
+from driftgate.serving.model import ServedModel
+from driftgate.serving.schema import parse_records, readable_error
+from driftgate.serving.service import Service
+from driftgate.store.predictions import PredictionLog
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 

@@ -1,0 +1,1 @@
+"""SQL persistence only: the prediction log (and, later, labels, monitoring history, the model registry)."""
