@@ -7,6 +7,7 @@ pictures come from `make screenshots`, which runs it against this repository's o
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -69,7 +70,7 @@ def server(demo_root, tmp_path_factory):
     (folder / "site").mkdir()
     (folder / "site" / "sitecustomize.py").write_text(WITHOUT.format(left_out=sorted(left_out)))
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "PYTHONPATH": str(folder / "site")}
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(folder / "site"), os.environ.get("PYTHONPATH")]))}
     with open(log, "w") as output:
         process = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=demo_root, env=env, stdout=output,
                                    stderr=subprocess.STDOUT)
@@ -188,3 +189,21 @@ def test_model_and_monitoring_tabs(page):
     expect(page.locator("#monitoring-plot img")).to_be_visible(timeout=30_000)  # the matplotlib figure
     expect(page.locator("#monitoring-plot")).not_to_contain_text("processing", timeout=30_000)
     _shot(page, "monitoring")
+
+
+def test_api_docs_render_with_no_internet(page, server):
+    """/docs (Swagger UI) and /redoc load their scripts from this server: both render the API in
+    the browser, and (the `page` fixture checks) no request leaves 127.0.0.1."""
+    from playwright.sync_api import expect
+
+    with urllib.request.urlopen(f"{server}/openapi.json") as response:
+        title = json.load(response)["info"]["title"]
+    docs = page.context.new_page()
+    docs.goto(f"{server}/docs", wait_until="networkidle")
+    expect(docs.locator(".opblock-summary-path", has_text="/predict")).to_be_visible(timeout=30_000)
+    expect(docs.locator(".info .title")).to_contain_text(title)
+    _shot(docs, "docs")
+    docs.goto(f"{server}/redoc", wait_until="networkidle")
+    expect(docs.locator("h1", has_text=title)).to_be_visible(timeout=30_000)
+    expect(docs.get_by_text("/predict").first).to_be_attached()
+    docs.close()

@@ -130,6 +130,16 @@ def test_health_metrics_and_openapi(client, service, project):
     assert client.get("/docs").status_code == 200
 
 
+def test_api_docs_load_their_scripts_from_this_server(client):
+    for page, script in (("/docs", "/docs-assets/swagger-ui-bundle.js"), ("/redoc", "/docs-assets/redoc.js")):
+        html = client.get(page).text
+        assert script in html and "https://" not in html, html
+        asset = client.get(script)
+        assert asset.status_code == 200 and len(asset.content) > 100_000
+    assert b"cdn.redoc.ly" not in client.get("/docs-assets/redoc.js").content
+    assert client.get("/docs-assets/swagger-ui.css").status_code == 200
+
+
 def test_prediction_log_is_sqlite_in_wal_mode_with_every_input(service, client):
     client.post("/predict", json=[RECORD, {**RECORD, "x1": None}])
     path = service.log.url.removeprefix("sqlite:///")

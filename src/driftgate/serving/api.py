@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from driftgate.serving.docs import add_offline_docs
 from driftgate.serving.metrics import _Measure
 from driftgate.serving.schema import parse_records, readable_error
 from driftgate.serving.service import Service
@@ -67,7 +68,7 @@ class _BodyLimit:
 
 
 def create_api(service: Service, max_body_mb: float = 20.0, max_records: int = 200_000):
-    """The FastAPI app: POST /predict, GET /health, GET /metrics (OpenAPI docs at /docs).
+    """The FastAPI app: POST /predict, GET /health, GET /metrics (OpenAPI docs at /docs and /redoc).
     A /predict body over `max_body_mb` is refused with a 413 before it is read; a list of
     more than `max_records` records with a 422 (serving.max_upload_mb, serving.max_batch_rows)."""
     from fastapi import Body, FastAPI, Request
@@ -80,8 +81,9 @@ def create_api(service: Service, max_body_mb: float = 20.0, max_records: int = 2
     # predict_proba on top of that oversubscribe the cores: single-row latency went from about
     # 20 ms to seconds under load. One OpenMP/BLAS thread per request, for the whole process.
     threadpool_limits(1)
-    api = FastAPI(title="driftgate", version=service.model.version,
+    api = FastAPI(title="driftgate", version=service.model.version, docs_url=None, redoc_url=None,
                   description="Flight delay risk: the pipeline's model, with every prediction logged.")
+    add_offline_docs(api)
     record = service.model.record_model
 
     api.add_middleware(_BodyLimit, max_mb=max_body_mb)
