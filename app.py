@@ -4,7 +4,7 @@
     driftgate serve                # the same
     make demo                      # the same, after the pipeline has trained the model
 
-REST: POST /predict, GET /health, GET /metrics; OpenAPI docs at /docs.
+REST: POST /predict, GET /health, GET /metrics; OpenAPI docs at /docs and /redoc.
 """
 
 from driftgate.serving.ui import create_app, serve

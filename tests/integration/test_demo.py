@@ -133,7 +133,7 @@ def test_predict_tab_fills_the_form_and_shows_the_decision(page, server):
         page.locator("#input-x1 input").fill("2.5")
     page.locator("#predict-button").click()
     verdict = page.locator("#predict-verdict")
-    expect(verdict).to_contain_text("risk", timeout=30_000)
+    expect(verdict).to_contain_text("probability of", timeout=30_000)
     expect(verdict).to_contain_text("against the threshold")
     with urllib.request.urlopen(f"{server}/health") as response:
         assert b'"predictions_logged":' in response.read()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -73,7 +74,9 @@ def test_one_record_and_a_list_are_scored_like_the_pipeline_scores_them(request,
     [prediction] = body["predictions"]
     expected = service.model.pipeline.predict_proba(pd.DataFrame([RECORD])[service.model.schema.columns])[0, 1]
     assert prediction["probability"] == pytest.approx(expected, abs=1e-12)
-    assert prediction["late"] == (expected >= prediction["threshold"])
+    assert set(prediction) == {"probability", "label", "decision", "threshold"}
+    assert prediction["label"] == int(expected >= prediction["threshold"])
+    assert prediction["decision"] == service.model.class_names[prediction["label"]]
     many = client.post("/predict", json=[RECORD, {**RECORD, "x1": 3.0}, {**RECORD, "x1": None}])
     assert many.status_code == 200 and len(many.json()["predictions"]) == 3
     assert many.json()["predictions"][1]["probability"] > many.json()["predictions"][0]["probability"]  # x1 raises churn
@@ -300,3 +303,47 @@ def test_a_request_over_the_size_or_record_cap_is_refused_and_the_server_keeps_s
     assert client.post("/predict", json=[RECORD] * 5).status_code == 200
     assert service.log.count() == 5
     assert 'driftgate_requests_total{endpoint="/predict",status="413"} 2.0' in client.get("/metrics").text
+
+
+# --------------------------------------------------------------------------- wording from params.yaml
+
+CHURN = {"title": "customer churn", "question": "Will this customer cancel within a month?", "row": "customer",
+         "rows": "customers"}
+FLIGHT_WORDS = re.compile(r"\b(flights?|late|delay|delays|delayed|new york)\b", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("source", ["card", "params"], ids=["project in the model card", "project only in params.yaml"])
+def test_the_ui_the_api_and_responses_speak_of_the_projects_own_data(project, tmp_path, source):
+    """A model whose classes are 'stays' and 'churns': the Gradio config, the OpenAPI document
+    and the responses use those words and the project's, and none about flights."""
+    from driftgate.serving.ui import create_app
+
+    card = json.loads((project / "artifacts" / "model.json").read_text())
+    card["class_names"] = ["stays", "churns"]
+    card.pop("project", None)
+    if source == "card":
+        card["project"] = CHURN
+    (tmp_path / "model.json").write_text(json.dumps(card))
+    (tmp_path / "model.joblib").write_bytes((project / "artifacts" / "model.joblib").read_bytes())
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["project"] = CHURN if source == "params" else {"title": "not this one"}
+    params["data"]["target"]["class_names"] = ["stays", "churns"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    client = TestClient(create_app(tmp_path / "params.yaml", tmp_path / "model.joblib", log=str(tmp_path / "log.sqlite"),
+                                   root=project))
+
+    config = client.get("/config").text
+    assert "driftgate: customer churn" in config and "Will this customer cancel within a month?" in config
+    assert "probability of churns" in config and not FLIGHT_WORDS.search(config), FLIGHT_WORDS.search(config)
+    openapi = client.get("/openapi.json").json()
+    assert openapi["info"]["title"] == "customer churn"
+    assert openapi["info"]["description"].startswith("Will this customer cancel within a month?")
+    assert "one customer or a list of customers" in openapi["paths"]["/predict"]["post"]["summary"]
+    assert not FLIGHT_WORDS.search(json.dumps(openapi))
+    response = client.post("/predict", json=[RECORD, {**RECORD, "x1": 4.0}])
+    assert response.status_code == 200, response.text
+    predictions = response.json()["predictions"]
+    assert [set(p) for p in predictions] == [{"probability", "label", "decision", "threshold"}] * 2
+    assert {p["decision"] for p in predictions} <= {"stays", "churns"}
+    assert [p["decision"] for p in predictions] == [["stays", "churns"][p["label"]] for p in predictions]
+    assert not FLIGHT_WORDS.search(response.text)

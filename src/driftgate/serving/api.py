@@ -81,15 +81,19 @@ def create_api(service: Service, max_body_mb: float = 20.0, max_records: int = 2
     # predict_proba on top of that oversubscribe the cores: single-row latency went from about
     # 20 ms to seconds under load. One OpenMP/BLAS thread per request, for the whole process.
     threadpool_limits(1)
-    api = FastAPI(title="driftgate", version=service.model.version, docs_url=None, redoc_url=None,
-                  description="Flight delay risk: the pipeline's model, with every prediction logged.")
+    model = service.model
+    project = model.project
+    api = FastAPI(title=project.title, version=model.version, docs_url=None, redoc_url=None,
+                  description=" ".join(filter(None, [project.question, f"Each prediction is the probability of {model.positive!r} "
+                                                    "(label 1) and the decision against the model's threshold; every "
+                                                    "prediction is logged."])))
     add_offline_docs(api)
-    record = service.model.record_model
+    record = model.record_model
 
     api.add_middleware(_BodyLimit, max_mb=max_body_mb)
     api.add_middleware(_Measure, metrics=service.metrics)  # added last, so it runs first and counts the 413s too
 
-    @api.post("/predict", summary="Delay risk for one flight or a list of flights",
+    @api.post("/predict", summary=f"Probability of {model.positive!r} for one {project.row} or a list of {project.rows}",
               openapi_extra={"requestBody": {"content": {"application/json": {"schema": {
                   "anyOf": [{"$ref": "#/components/schemas/Record"}, {"type": "array", "items": {"$ref": "#/components/schemas/Record"}}]}}}}})
     def predict(payload: Any = Body(...)):
@@ -102,7 +106,7 @@ def create_api(service: Service, max_body_mb: float = 20.0, max_records: int = 2
         except ValidationError as exc:
             raise RequestValidationError(exc.errors(include_url=False)) from None
         predictions, request_id = service.predict_records(records, "rest")
-        return {"request_id": request_id, "model_version": service.model.version, "predictions": predictions}
+        return {"request_id": request_id, "model_version": model.version, "predictions": predictions}
 
     # The Record schema in the OpenAPI document (the route takes a free-form body to accept both shapes).
     original_openapi = api.openapi

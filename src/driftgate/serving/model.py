@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from driftgate.config import Paths
+from driftgate.config import Params, Paths, ProjectConfig
+from driftgate.errors import DataError
 from driftgate.data.dataset import FeatureSchema
 from driftgate.model import scorer as inference
 from driftgate.model.scorer import FastScorer
@@ -19,7 +20,8 @@ from driftgate.serving.schema import record_model, records_frame
 
 @dataclass
 class ServedModel:
-    """The checked model with what serving needs from its card."""
+    """The checked model with what serving needs from its card: its features, threshold, class
+    names (label 0, label 1) and how to speak of the data (`project`)."""
 
     pipeline: Any
     card: dict
@@ -27,6 +29,7 @@ class ServedModel:
     threshold: float
     class_names: tuple[str, str] = ("negative", "positive")
     version: str = ""
+    project: ProjectConfig = ProjectConfig()
     record_model: type[BaseModel] = field(init=False)
     fast: FastScorer | None = field(init=False)  # None: scikit-learn's own path (see driftgate.model.scorer)
 
@@ -37,13 +40,22 @@ class ServedModel:
         self.fast, _ = inference.build(self.pipeline, profile, list(self.schema.columns))
 
     @classmethod
-    def load(cls, model_path: Path = Paths().model) -> ServedModel:
-        """Load the model after checking its sha256 against its card (a mismatch is a DataError)."""
+    def load(cls, model_path: Path = Paths().model, params: Params | None = None) -> ServedModel:
+        """Load the model after checking its sha256 against its card (a mismatch is a DataError).
+        The class names and the project come from the card; `params` fills in what an older card lacks."""
         from driftgate.model import train
 
-        pipeline, card = train.load(model_path, Path(model_path).with_suffix(".json"))
-        names = tuple(card.get("class_names") or ("negative", "positive"))
-        return cls(pipeline, card, FeatureSchema.from_dict(card["features"]), float(card["threshold"]), names)
+        card_path = Path(model_path).with_suffix(".json")
+        pipeline, card = train.load(model_path, card_path)
+        fallback = params.data.target.class_names if params else cls.class_names
+        names = tuple(card.get("class_names") or fallback)
+        return cls(pipeline, card, FeatureSchema.from_dict(card["features"]), float(card["threshold"]), names,
+                   project=_project(card, card_path, params))
+
+    @property
+    def positive(self) -> str:
+        """What label 1 is called (data.target.class_names in params.yaml)."""
+        return self.class_names[1]
 
     def score(self, frame: pd.DataFrame) -> np.ndarray:
         features = frame[self.schema.columns]
@@ -61,6 +73,19 @@ class ServedModel:
         return self.score(records_frame(records, self.schema))
 
     def predictions(self, scores: np.ndarray) -> list[dict]:
-        late = scores >= self.threshold
-        return [{"probability": float(s), "late": bool(flag), "decision": self.class_names[int(flag)], "threshold": self.threshold}
-                for s, flag in zip(scores, late)]
+        """Each score as {probability (of label 1), label (0 or 1), decision (the label's class name), threshold}."""
+        labels = (scores >= self.threshold).astype(int)
+        return [{"probability": float(s), "label": int(label), "decision": self.class_names[label], "threshold": self.threshold}
+                for s, label in zip(scores, labels)]
+
+
+def _project(card: dict, card_path: Path, params: Params | None) -> ProjectConfig:
+    """The card's project section, else params.yaml's (cards written before it had one)."""
+    from pydantic import ValidationError
+
+    if "project" not in card:
+        return params.project if params else ProjectConfig()
+    try:
+        return ProjectConfig.model_validate(card["project"])
+    except ValidationError as exc:
+        raise DataError(card_path, f"project: {exc.errors()[0]['msg']}", "retrain with `dvc repro train`") from None

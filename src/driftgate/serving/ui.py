@@ -26,6 +26,7 @@ from driftgate.store.predictions import PredictionLog
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 DEFAULT_PORT = 7860
+DRIFT_COLUMNS = ["column", "test", "score", "threshold", "drifted"]  # the Batch tab's drift table
 
 
 # --------------------------------------------------------------------------- pure helpers
@@ -88,11 +89,17 @@ def batch_problems(frame: pd.DataFrame, model: ServedModel, name: str) -> tuple[
     return problems, warnings
 
 
-def card_markdown(card: dict, metrics: dict | None) -> str:
+def empty_drift_table() -> pd.DataFrame:
+    """The drift table before a batch is checked: its headers, no rows."""
+    return pd.DataFrame(columns=DRIFT_COLUMNS)
+
+
+def card_markdown(card: dict, metrics: dict | None, positive: str = "positive") -> str:
+    """The model card as Markdown; `positive` is what label 1 is called."""
     lines = [f"### Model `{str(card.get('model_sha256', '?'))[:12]}`", "",
              f"- **Estimator:** {card.get('estimator')} (driftgate {card.get('driftgate_version')})",
              f"- **Trained on:** {card.get('train_window')} ({card.get('fit_rows', 0):,} rows, "
-             f"{card.get('positive_share', 0):.1%} late)",
+             f"{card.get('positive_share', 0):.1%} {positive})",
              f"- **Decision threshold:** {card.get('threshold')}",
              f"- **Data:** {', '.join(f'{k}: `{str(v)[:16]}`' for k, v in (card.get('data') or {}).items())}",
              f"- **Features:** {', '.join(card.get('features', {}).get('numeric', []))}; "
@@ -127,7 +134,9 @@ def batch_history(reports: Path) -> pd.DataFrame:
     return frame.drop_duplicates("batch").sort_values("batch").reset_index(drop=True)
 
 
-def monitoring_figure(history: pd.DataFrame, log: pd.DataFrame, gates: dict, threshold: float | None = None):
+def monitoring_figure(history: pd.DataFrame, log: pd.DataFrame, gates: dict, threshold: float | None = None,
+                      positive: str = "positive"):
+    """F1 and drift share of the checked batches (left); the logged probabilities of `positive` (right)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -145,16 +154,16 @@ def monitoring_figure(history: pd.DataFrame, log: pd.DataFrame, gates: dict, thr
         left.set_xticks(x, history["batch"], rotation=30, fontsize=8)
         left.legend(fontsize=7)
     left.set_title("Production batches: F1 and drift share")
-    late_share = ""
+    positive_share = ""
     if len(log):
         scores = log["probability"].astype(float)
         right.hist(scores, bins=np.linspace(0, 1, 41), color="C2", alpha=0.8)
         if threshold is not None:
             right.axvline(threshold, color="black", linestyle="--", label=f"decision threshold {threshold:g}")
-            late_share = f", {float((scores >= threshold).mean()):.0%} predicted late"
+            positive_share = f", {float((scores >= threshold).mean()):.0%} predicted {positive}"
             right.legend(fontsize=7)
-        right.set_xlabel("predicted delay risk")
-    right.set_title(f"Prediction log: {len(log):,} predictions{late_share}")
+        right.set_xlabel(f"predicted probability of {positive}")
+    right.set_title(f"Prediction log: {len(log):,} predictions{positive_share}")
     fig.tight_layout()
     return fig
 
@@ -171,7 +180,7 @@ def create_app(params_path: Path | str = "params.yaml", model_path: Path | str |
     root = Path(root)
     params = load_params(root / params_path if not Path(params_path).is_absolute() else params_path)
     paths = Paths(root)
-    model = ServedModel.load(Path(model_path) if model_path else paths.model)
+    model = ServedModel.load(Path(model_path) if model_path else paths.model, params)
     log_target = log or params.serving.log
     service = Service(model, PredictionLog(log_target if "://" in log_target else root / log_target), Metrics(paths.gate))
     api = create_api(service, params.serving.max_upload_mb, params.serving.max_batch_rows)
@@ -185,6 +194,7 @@ def build_demo(service: Service, params: Params, paths: Paths):
     import gradio as gr
 
     model = service.model
+    project, positive = model.project, model.positive
     profile = model.card.get("feature_profile", {})
 
     def read_json(path: Path) -> dict | None:
@@ -193,8 +203,8 @@ def build_demo(service: Service, params: Params, paths: Paths):
         except (OSError, ValueError):
             return None
 
-    with gr.Blocks(title="driftgate: flight delay risk") as demo:
-        gr.Markdown("# driftgate: flight delay risk\nWill a flight from New York arrive 15 minutes late or more? "
+    with gr.Blocks(title=f"driftgate: {project.title}") as demo:
+        gr.Markdown(f"# driftgate: {project.title}\n{project.question} "
                     f"Model `{model.version}`, decision threshold {model.threshold}. Every prediction is logged.")
         with gr.Tab("Predict"):
             inputs = []
@@ -210,7 +220,7 @@ def build_demo(service: Service, params: Params, paths: Paths):
                         inputs.append(gr.Dropdown(choices=info.get("categories", []), value=info.get("most_frequent"),
                                                   label=name, elem_id=f"input-{name}"))
                     button = gr.Button("Predict", variant="primary", elem_id="predict-button")
-                    probability = gr.Label(label="delay risk", num_top_classes=2, elem_id="predict-label")
+                    probability = gr.Label(label=f"probability of {positive}", num_top_classes=2, elem_id="predict-label")
                     verdict = gr.Markdown(elem_id="predict-verdict")
 
             def predict_one(*values):
@@ -223,7 +233,7 @@ def build_demo(service: Service, params: Params, paths: Paths):
                 [prediction], request_id = service.predict_records(records, "ui")
                 p = prediction["probability"]
                 return ({model.class_names[1]: p, model.class_names[0]: 1 - p},
-                        f"**{prediction['decision']}**: delay risk {p:.1%} against the threshold {model.threshold:.0%} "
+                        f"**{prediction['decision']}**: probability of {positive} {p:.1%} against the threshold {model.threshold:.0%} "
                         f"(request `{request_id[:8]}`)")
 
             button.click(predict_one, inputs, [probability, verdict], api_name="predict")
@@ -235,7 +245,8 @@ def build_demo(service: Service, params: Params, paths: Paths):
             run = gr.Button("Score and check drift", variant="primary", elem_id="batch-button")
             batch_status = gr.Markdown(elem_id="batch-status")
             download = gr.File(label="predictions", elem_id="batch-download")
-            drift_table = gr.Dataframe(label="drift per column, most drifted first", elem_id="batch-drift")
+            drift_table = gr.Dataframe(empty_drift_table(), headers=DRIFT_COLUMNS, label="drift per column, most drifted first",
+                                       elem_id="batch-drift")
             drift_image = gr.Image(label="reference vs batch", type="filepath", elem_id="batch-plot")
 
             def score_batch(file):
@@ -244,18 +255,19 @@ def build_demo(service: Service, params: Params, paths: Paths):
                 from driftgate.reporting.report import drift_plot
 
                 if file is None:
-                    return "**Choose a file first.**", None, None, None
+                    return "**Choose a file first.**", None, empty_drift_table(), None
                 path = Path(file if isinstance(file, str) else file.name)
                 frame, refusal, warnings = read_batch(path, model, params.serving.max_upload_mb, params.serving.max_batch_rows)
                 if frame is None:
-                    return refusal, None, None, None
+                    return refusal, None, empty_drift_table(), None
                 predictions, request_id = service.predict_frame(frame, "batch")
                 out_dir = Path(tempfile.mkdtemp(prefix="driftgate-batch-"))
-                scored = frame.assign(delay_probability=[p["probability"] for p in predictions],
-                                      decision=[p["decision"] for p in predictions])
+                scored = frame.assign(probability=[p["probability"] for p in predictions],
+                                      label=[p["label"] for p in predictions], decision=[p["decision"] for p in predictions])
                 result_path = out_dir / f"{path.stem}-predictions.csv"
                 write_text(result_path, scored.to_csv(index=False))
-                status = f"Scored **{len(frame):,} rows**: {sum(p['late'] for p in predictions):,} predicted late."
+                status = (f"Scored **{len(frame):,} {project.rows}**: {sum(p['label'] for p in predictions):,} "
+                          f"predicted {positive}.")
                 if warnings:
                     status += "\n\n" + "\n".join(f"- note: {w}" for w in warnings) + "\n\n"
                 table, image = None, None
@@ -273,19 +285,19 @@ def build_demo(service: Service, params: Params, paths: Paths):
                     image = str(plot) if plot else None
                 else:
                     status += " (No reference data here, so no drift check: run the pipeline first.)"
-                return status, str(result_path), table, image
+                return status, str(result_path), empty_drift_table() if table is None else table, image
 
             run.click(score_batch, [upload], [batch_status, download, drift_table, drift_image], api_name="batch")
 
         with gr.Tab("Model"):
-            gr.Markdown(card_markdown(model.card, read_json(paths.metrics)), elem_id="model-card")
+            gr.Markdown(card_markdown(model.card, read_json(paths.metrics), positive), elem_id="model-card")
             confusion = paths.plots / "confusion_matrix.png"
             if confusion.is_file():
                 gr.Image(str(confusion), label="confusion matrices", show_label=True, interactive=False)
 
         with gr.Tab("Monitoring"):
             gr.Markdown("F1 and drift share of each production batch the pipeline checked "
-                        "(`make run CURRENT=2013-09` adds one), and the delay risk of every logged prediction.")
+                        f"(`make run CURRENT=<window>` adds one), and the probability of {positive} of every logged prediction.")
             refresh = gr.Button("Refresh", elem_id="monitoring-refresh")
             figure = gr.Plot(elem_id="monitoring-plot")
             history_table = gr.Dataframe(elem_id="monitoring-table")
@@ -293,7 +305,7 @@ def build_demo(service: Service, params: Params, paths: Paths):
             def monitoring():
                 history = batch_history(paths.reports)
                 gates = params.gates.model_dump()
-                fig = monitoring_figure(history, service.log.frame(limit=50_000), gates, model.threshold)
+                fig = monitoring_figure(history, service.log.frame(limit=50_000), gates, model.threshold, positive)
                 return fig, history.round(4)
 
             refresh.click(monitoring, None, [figure, history_table])
