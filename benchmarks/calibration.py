@@ -59,13 +59,9 @@ def inject(kind: str, reference: pd.DataFrame, current: pd.DataFrame, rng: np.ra
 
 
 def run(mode: str, reference, current, kinds, config) -> dict:
-    from driftgate.drift.calibrated import calibrated_drift
-    from driftgate.drift.stattests import dataset_drift
+    from driftgate.drift import detect
 
-    if mode == "parity":
-        return dataset_drift(reference, current, kinds, config.share_threshold, config.small_sample, workers=1)
-    return calibrated_drift(reference, current, kinds, config.share_threshold, config.small_sample, config.alpha,
-                            config.correction, config.draws, config.pool_below)
+    return detect(reference, current, config.model_copy(update={"mode": mode}), "pandas", kinds=kinds).to_json()
 
 
 def main() -> None:

@@ -83,10 +83,11 @@ def files_for(rows: int, folder: Path) -> tuple[Path, Path]:
 
 
 def run_driftgate_chunked(reference: Path, current: Path) -> dict:
-    from driftgate.drift.scan import chunked_drift
+    from driftgate.config import DriftConfig
+    from driftgate.drift import detect
 
     start = time.perf_counter()
-    result = chunked_drift(reference, current, 0.5, 1000)
+    result = detect(reference, current, DriftConfig(), "chunked").to_json()
     seconds = time.perf_counter() - start
     columns = result["columns"]
     return {"seconds": seconds, "scores": {c: v["score"] for c, v in columns.items()},
@@ -95,12 +96,11 @@ def run_driftgate_chunked(reference: Path, current: Path) -> dict:
 
 
 def run_driftgate(reference: Path, current: Path) -> dict:
-    from driftgate.drift.stattests import dataset_drift, infer_kinds
-    from driftgate.io import read_table
+    from driftgate.config import DriftConfig
+    from driftgate.drift import detect
 
     start = time.perf_counter()
-    ref, cur = read_table(reference, strings_as_categories=True), read_table(current, strings_as_categories=True)
-    result = dataset_drift(ref, cur, infer_kinds(ref, cur, str(reference), str(current)))
+    result = detect(reference, current, DriftConfig(), "pandas").to_json()
     seconds = time.perf_counter() - start
     columns = result["columns"]
     return {"seconds": seconds, "scores": {c: v["score"] for c, v in columns.items()},

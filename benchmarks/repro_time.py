@@ -65,11 +65,11 @@ def drift_frames(project: Path):
 
 
 def compare_drift(project: Path) -> None:
-    from driftgate.drift.stattests import dataset_drift
+    from driftgate.drift import detect
 
     reference, current, kinds, params = drift_frames(project)
     start = time.perf_counter()
-    ours = dataset_drift(reference, current, kinds, params.drift.share_threshold, params.drift.small_sample)
+    ours = detect(reference, current, params.drift, "pandas", kinds=kinds).to_json()
     ours_s = time.perf_counter() - start
 
     from evidently import DataDefinition, Dataset, Report

@@ -7,9 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 
 batch=${1:?usage: pipelines/check_batch.sh MONTH|RANGE|FILE}
-name=$(basename "$batch")
-name=${name%.*}
-out=reports/batches/${name//[^A-Za-z0-9_.-]/_}
+out=$(driftgate batch-folder "$batch") || exit 2
 
 driftgate data || exit 2
 dvc repro train || exit 2

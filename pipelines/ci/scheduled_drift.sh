@@ -13,7 +13,7 @@ pipelines/check_batch.sh "$batch"
 verdict=$?
 [ "$verdict" -le 1 ] || exit "$verdict"
 
-name=$(basename "$batch"); name=${name%.*}; out=reports/batches/${name//[^A-Za-z0-9_.-]/_}
+out=$(driftgate batch-folder "$batch") || exit 2
 driftgate report --gate "$out/gate.json" --metrics "$out/metrics.json" --drift "$out/drift/drift.json" \
   --out reports/report.md --workflow schedule || echo "warning: the report could not be written" >&2
 driftgate alert --gate "$out/gate.json" --attach "$out/drift/drift.png" \

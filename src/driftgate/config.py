@@ -187,6 +187,7 @@ class DriftConfig(Strict):
     draws: int = Field(default=200, ge=50, le=10_000)
     pool_below: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.005
     tests: dict[str, ColumnTest] = {}  # per-column test and/or threshold instead of the default rule
+    ignore: list[str] = []  # reported, but left out of the drift share (e.g. calendar columns under a time split)
 
     def overrides(self, kinds: dict[str, str]) -> dict[str, tuple[str | None, float | None]]:
         """The per-column overrides, checked against the columns being tested."""
@@ -200,6 +201,14 @@ class DriftConfig(Strict):
                 raise ConfigError(f"params.yaml: drift.tests.{column}.test", f"{choice.test} needs a numeric column",
                                   "use jensenshannon, psi, hellinger, chisquare or z")
         return {column: (choice.test, choice.threshold) for column, choice in self.tests.items()}
+
+    def ignored(self, kinds: dict[str, str]) -> frozenset[str]:
+        """drift.ignore, checked against the columns being tested."""
+        for column in self.ignore:
+            if column not in kinds:
+                raise ConfigError(f"params.yaml: drift.ignore: {column}", "is not a column being tested",
+                                  f"use some of: {', '.join(kinds)}")
+        return frozenset(self.ignore)
 
 
 class GatesConfig(Strict):
@@ -289,6 +298,108 @@ def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:
 
 
 @dataclass(frozen=True)
+class PlotFiles:
+    """The evaluation's curves and images, in `dir` (reports/plots)."""
+
+    dir: Path
+
+    @property
+    def roc(self) -> Path:
+        return self.dir / "roc.csv"
+
+    @property
+    def prc(self) -> Path:
+        return self.dir / "prc.csv"
+
+    @property
+    def confusion(self) -> Path:
+        return self.dir / "confusion.csv"
+
+    @property
+    def roc_pr_png(self) -> Path:
+        return self.dir / "roc_pr.png"
+
+    @property
+    def confusion_png(self) -> Path:
+        return self.dir / "confusion_matrix.png"
+
+
+@dataclass(frozen=True)
+class DriftFiles:
+    """What `driftgate drift` and `drift-report` write, in `dir` (reports/drift)."""
+
+    dir: Path
+
+    @property
+    def json(self) -> Path:
+        return self.dir / "drift.json"
+
+    @property
+    def markdown(self) -> Path:
+        return self.dir / "drift.md"
+
+    @property
+    def png(self) -> Path:
+        return self.dir / "drift.png"
+
+    @property
+    def evidently(self) -> Path:
+        return self.dir / "evidently.html"
+
+    @property
+    def reference_summary(self) -> Path:
+        return self.dir / "reference.summary.npz"
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Every file one run writes, under its folder: reports/ for the pipeline, and
+    reports/batches/<name>/ for each batch checked with `make run CURRENT=...`."""
+
+    out: Path
+
+    @classmethod
+    def for_batch(cls, reports: Path, batch: str) -> RunLayout:
+        """The folder of a checked batch: its file name without the suffix, or the window (2013-09)."""
+        name = Path(batch).name
+        name = name.rsplit(".", 1)[0] if Path(batch).suffix.lower() in {".csv", ".parquet", ".pq", ".sqlite", ".db"} else name
+        return cls(reports / "batches" / (re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "batch"))
+
+    @property
+    def metrics(self) -> Path:
+        return self.out / "metrics.json"
+
+    @property
+    def plots(self) -> PlotFiles:
+        return PlotFiles(self.out / "plots")
+
+    @property
+    def drift(self) -> DriftFiles:
+        return DriftFiles(self.out / "drift")
+
+    @property
+    def gate(self) -> Path:
+        return self.out / "gate.json"
+
+    @property
+    def report(self) -> Path:
+        return self.out / "report.md"
+
+    @property
+    def curves_against(self) -> Path:
+        return self.out / "curves_against_main.png"
+
+    @property
+    def baseline_metrics(self) -> Path:
+        return self.out / "baseline-metrics.json"
+
+
+def gate_markdown_path(gate_json: Path) -> Path:
+    """gate.md is written beside gate.json."""
+    return gate_json.with_suffix(".md")
+
+
+@dataclass(frozen=True)
 class Paths:
     """Where every stage reads and writes, relative to the project root."""
 
@@ -323,17 +434,25 @@ class Paths:
         return self.reports / "validation.json"
 
     @property
+    def run(self) -> RunLayout:
+        """The pipeline's own run (dvc.yaml's outputs)."""
+        return RunLayout(self.reports)
+
+    def batch(self, batch: str) -> RunLayout:
+        return RunLayout.for_batch(self.reports, batch)
+
+    @property
     def metrics(self) -> Path:
-        return self.reports / "metrics.json"
+        return self.run.metrics
 
     @property
     def plots(self) -> Path:
-        return self.reports / "plots"
+        return self.run.plots.dir
 
     @property
     def drift_dir(self) -> Path:
-        return self.reports / "drift"
+        return self.run.drift.dir
 
     @property
     def gate(self) -> Path:
-        return self.reports / "gate.json"
+        return self.run.gate

@@ -4,8 +4,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftgate.drift.calibrated import OTHER, adjust, calibrated_drift, pool_rare, resampled_p_value
-from driftgate.drift.stattests import CategoricalSummary, dataset_drift
+from driftgate.config import DriftConfig
+from driftgate.drift import detect
+from driftgate.drift.calibrated import OTHER, adjust, pool_rare, resampled_p_value
+from driftgate.drift.stattests import CategoricalSummary
+
+
+def calibrated_drift(reference, current, kinds, seed=0, **settings):
+    return detect(reference, current, DriftConfig(mode="calibrated", **settings), kinds=kinds, seed=seed)
+
+
+def parity_drift(reference, current, kinds):
+    return detect(reference, current, DriftConfig(), kinds=kinds)
 
 
 def test_benjamini_hochberg_is_step_up_and_bonferroni_divides_alpha():
@@ -47,8 +57,8 @@ def test_no_drift_raises_alarms_in_parity_mode_but_rarely_in_calibrated_mode():
     parity_alarms = calibrated_alarms = 0
     for seed in range(10):
         reference, current = _frames(400, seed), _frames(400, 100 + seed)
-        parity_alarms += bool(dataset_drift(reference, current, kinds)["drifted_columns"])
-        calibrated_alarms += bool(calibrated_drift(reference, current, kinds, draws=100, seed=seed)["drifted_columns"])
+        parity_alarms += bool(parity_drift(reference, current, kinds).drifted_columns)
+        calibrated_alarms += bool(calibrated_drift(reference, current, kinds, draws=100, seed=seed).drifted_columns)
     assert parity_alarms >= 8  # chi-square: p = 0 whenever a city is new in the current sample
     assert calibrated_alarms <= 2
 
@@ -56,9 +66,19 @@ def test_no_drift_raises_alarms_in_parity_mode_but_rarely_in_calibrated_mode():
 def test_calibrated_mode_detects_a_real_shift_and_reports_p_values():
     kinds = {"x": "numeric", "city": "categorical"}
     result = calibrated_drift(_frames(3000, 1), _frames(3000, 2, shift=0.3), kinds, draws=100)
-    assert result["columns"]["x"]["drift"] is True and result["columns"]["x"]["p_value"] < 0.001
-    assert result["columns"]["city"]["drift"] is False
-    assert result["mode"] == "calibrated" and result["correction"] == "bh"
+    assert result.columns["x"].drift is True and result.columns["x"].p_value < 0.001
+    assert result.columns["city"].drift is False
+    assert result.mode == "calibrated" and result.correction == "bh"
+
+
+def test_calibrated_mode_keeps_a_columns_own_threshold_and_calibrates_its_own_test():
+    kinds = {"x": "numeric", "y": "numeric", "city": "categorical"}
+    reference, current = _frames(3000, 1).assign(y=lambda f: f.x), _frames(3000, 2, shift=0.3).assign(y=lambda f: f.x)
+    result = calibrated_drift(reference, current, kinds, draws=100,
+                              tests={"x": {"threshold": 5.0}, "y": {"test": "psi"}})
+    x, y = result.columns["x"], result.columns["y"]
+    assert x.p_value is None and x.threshold == 5.0 and x.drift is False  # its own fixed rule: wasserstein >= 5
+    assert y.test == "psi" and y.p_value is not None and y.p_value < 0.01 and y.drift is True
 
 
 def test_calibrated_mode_from_sketches_matches_the_exact_one():
@@ -79,10 +99,10 @@ def test_calibrated_mode_from_sketches_matches_the_exact_one():
         sketches[name] = (ref, cur)
     raw = [compare_sketches(name, *sketches[name], kind) for name, kind in kinds.items()]
     summaries = {name: (kind, *as_summaries(*sketches[name])) for name, kind in kinds.items()}
-    binned = calibrate(raw, summaries, draws=100)
+    binned = {col.column: col for col in calibrate(raw, summaries, draws=100)}
     for name in kinds:
-        ours, theirs = binned["columns"][name], exact["columns"][name]
-        assert (ours["test"], ours["drift"]) == (theirs["test"], theirs["drift"]), name
-        assert ours["score"] == pytest.approx(theirs["score"], abs=ours["score_error_bound"] + 1e-12)
-    assert binned["columns"]["x"]["drift"] is True  # a 0.05 sd shift at 20k rows is real
-    assert binned["columns"]["city"]["drift"] is False
+        ours, theirs = binned[name], exact.columns[name]
+        assert (ours.test, ours.drift) == (theirs.test, theirs.drift), name
+        assert ours.score == pytest.approx(theirs.score, abs=ours.score_error_bound + 1e-12)
+    assert binned["x"].drift is True  # a 0.05 sd shift at 20k rows is real
+    assert binned["city"].drift is False

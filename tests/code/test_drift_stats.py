@@ -1,4 +1,7 @@
-"""Drift statistics against scipy and against Evidently's own stattest implementations."""
+"""Drift statistics against scipy and against Evidently's own stattest implementations.
+
+Every check goes through the functions production calls: `drift.detect()` for verdicts, and
+`run_test` on `summarise`d columns (what `detect` runs per column) for the statistics."""
 
 import numpy as np
 import pandas as pd
@@ -6,54 +9,56 @@ import pytest
 from scipy import stats
 from scipy.spatial import distance
 
-from driftgate.drift.stattests import (
-    compare,
-    summarise,
-    chisquare_pvalue,
-    column_drift,
-    dataset_drift,
-    default_test,
-    finite_values,
-    is_drift,
-    jensenshannon_distance,
-    ks_pvalue,
-    ranked,
-    wasserstein_normed,
-    z_pvalue,
-)
+from driftgate.config import DriftConfig
+from driftgate.drift import detect
+from driftgate.drift.stattests import is_drift, run_test, summarise
 
 RNG = np.random.default_rng(42)
 
 
+def detect_frames(ref: pd.DataFrame, cur: pd.DataFrame, kinds: dict, **settings):
+    return detect(ref, cur, DriftConfig(**settings), "pandas", kinds=kinds)
+
+
+def column_drift(name, ref, cur, kind, **settings):
+    """One column's verdict, through detect() as production computes it."""
+    return detect_frames(pd.DataFrame({name: pd.Series(ref)}), pd.DataFrame({name: pd.Series(cur)}), {name: kind},
+                         **settings).columns[name]
+
+
+def statistic(test, ref, cur, kind):
+    return run_test(test, summarise(pd.Series(ref), kind), summarise(pd.Series(cur), kind), kind)
+
+
 def test_ks_is_scipys_two_sample_ks():
     a, b = RNG.normal(0, 1, 300), RNG.normal(0.3, 1, 200)
-    assert ks_pvalue(a, b) == pytest.approx(stats.ks_2samp(a, b).pvalue, abs=1e-15)
+    assert statistic("ks", a, b, "numeric") == pytest.approx(stats.ks_2samp(a, b).pvalue, abs=1e-15)
 
 
 def test_wasserstein_is_normed_by_reference_std_with_a_floor():
     a, b = RNG.normal(5, 2, 1000), RNG.normal(6, 2, 800)
-    assert wasserstein_normed(a, b) == pytest.approx(stats.wasserstein_distance(a, b) / np.std(a))
+    assert statistic("wasserstein", a, b, "numeric") == pytest.approx(stats.wasserstein_distance(a, b) / np.std(a))
     constant = np.full(100, 3.0)
-    assert wasserstein_normed(constant, constant + 1) == pytest.approx(1 / 0.001)
+    assert statistic("wasserstein", constant, constant + 1, "numeric") == pytest.approx(1 / 0.001)
 
 
 def test_chisquare_uses_reference_shares_scaled_to_current_size():
     ref = pd.Series(["a"] * 50 + ["b"] * 30 + ["c"] * 20)
     cur = pd.Series(["a"] * 20 + ["b"] * 20 + ["c"] * 10)
     expected = np.array([50, 30, 20]) * 0.5
-    assert chisquare_pvalue(ref, cur) == pytest.approx(stats.chisquare([20, 20, 10], expected).pvalue)
+    assert statistic("chisquare", ref, cur, "categorical") == pytest.approx(stats.chisquare([20, 20, 10], expected).pvalue)
 
 
 def test_jensenshannon_on_categories_is_scipys_natural_log_distance():
     ref = pd.Series(["x"] * 70 + ["y"] * 30)
     cur = pd.Series(["x"] * 40 + ["y"] * 40 + ["z"] * 20)
-    got = jensenshannon_distance(ref, cur, "categorical")
+    got = statistic("jensenshannon", ref, cur, "categorical")
     assert got == pytest.approx(distance.jensenshannon([0.7, 0.3, 0.0], [0.4, 0.4, 0.2]))
 
 
 def test_nan_and_infinities_are_dropped_before_testing():
     values = pd.Series([1.0, np.nan, np.inf, -np.inf, 2.0])
-    assert finite_values(values, "numeric").tolist() == [1.0, 2.0]
+    assert summarise(values, "numeric").values.tolist() == [1.0, 2.0]
     result = column_drift("x", values, pd.Series([1.0, 2.0, np.nan]), "numeric")
     assert result.reference_rows == 2 and result.current_missing_share == pytest.approx(1 / 3)
 
@@ -81,7 +86,7 @@ def test_empty_column_after_cleaning_gives_nan_score_and_no_drift_verdict():
 def test_default_test_selection_follows_evidentlys_rule(ref_n, kind, n_unique, expected):
     values = np.arange(ref_n) % n_unique
     ref = pd.Series(values if kind == "numeric" else [f"c{v}" for v in values])
-    assert default_test(ref, ref.iloc[:200], kind) == expected
+    assert column_drift("x", ref, ref.iloc[:200], kind).test == expected
 
 
 def test_p_value_tests_drift_below_threshold_and_distances_at_or_above():
@@ -93,10 +98,31 @@ def test_p_value_tests_drift_below_threshold_and_distances_at_or_above():
 def test_dataset_share_and_verdict():
     ref = pd.DataFrame({"a": RNG.normal(0, 1, 2000), "b": RNG.normal(0, 1, 2000), "c": RNG.choice(list("xyz"), 2000)})
     cur = pd.DataFrame({"a": RNG.normal(3, 1, 800), "b": RNG.normal(0, 1, 800), "c": RNG.choice(list("xyz"), 800)})
-    result = dataset_drift(ref, cur, {"a": "numeric", "b": "numeric", "c": "categorical"}, share_threshold=0.3)
-    assert result["drifted_columns"] == ["a"]
-    assert result["drift_share"] == pytest.approx(1 / 3) and result["dataset_drift"] is True
-    assert ranked(result["columns"])[0][0] == "a"
+    result = detect_frames(ref, cur, {"a": "numeric", "b": "numeric", "c": "categorical"}, share_threshold=0.3)
+    assert result.drifted_columns == ["a"]
+    assert result.drift_share == pytest.approx(1 / 3) and result.dataset_drift is True
+    assert result.ranked()[0].column == "a"
+
+
+def test_ignored_columns_are_reported_but_left_out_of_the_share():
+    ref = pd.DataFrame({"a": RNG.normal(0, 1, 2000), "b": RNG.normal(0, 1, 2000), "month": RNG.integers(1, 4, 2000)})
+    cur = pd.DataFrame({"a": RNG.normal(3, 1, 800), "b": RNG.normal(0, 1, 800), "month": RNG.integers(4, 7, 800)})
+    kinds = {"a": "numeric", "b": "numeric", "month": "numeric"}
+    counted = detect_frames(ref, cur, kinds)
+    ignored = detect_frames(ref, cur, kinds, ignore=["month"])
+    assert counted.drift_share == pytest.approx(2 / 3) and counted.dataset_drift
+    assert ignored.drift_share == pytest.approx(1 / 2) and ignored.n_columns == 2 and ignored.dataset_drift
+    assert ignored.columns["month"].drift and ignored.columns["month"].ignored and ignored.ignored_columns == ["month"]
+    assert "month" not in ignored.drifted_columns
+
+
+def test_a_small_window_in_parity_mode_warns_that_its_verdicts_are_noisy():
+    ref = pd.DataFrame({"a": RNG.normal(0, 1, 5000)})
+    small = detect_frames(ref, ref.iloc[:300], {"a": "numeric"})
+    large = detect_frames(ref, ref.iloc[:2000], {"a": "numeric"})
+    calibrated = detect_frames(ref, ref.iloc[:300], {"a": "numeric"}, mode="calibrated", draws=50)
+    assert len(small.warnings) == 1 and "300 rows" in small.warnings[0] and "calibrated" in small.warnings[0]
+    assert large.warnings == [] and calibrated.warnings == []
 
 
 def test_new_categories_are_reported():
@@ -150,8 +176,8 @@ def test_z_test_is_the_two_proportion_test_on_the_share_of_non_first_values():
     ref = pd.Series(["a"] * 70 + ["b"] * 30)
     cur = pd.Series(["a"] * 50 + ["b"] * 50)
     z = (0.3 - 0.5) / np.sqrt(0.4 * 0.6 * (1 / 100 + 1 / 100))
-    assert z_pvalue(ref, cur) == pytest.approx(2 * stats.norm.sf(abs(z)))
-    assert z_pvalue(pd.Series(["a"] * 5), pd.Series(["a"] * 9)) == 1.0
+    assert statistic("z", ref, cur, "categorical") == pytest.approx(2 * stats.norm.sf(abs(z)))
+    assert statistic("z", pd.Series(["a"] * 5), pd.Series(["a"] * 9), "categorical") == 1.0
 
 
 NUMERIC_PAIR = (np.random.default_rng(3).normal(0, 1, 3000), np.random.default_rng(4).normal(0.15, 1.1, 2000), "numeric")
@@ -169,7 +195,7 @@ def test_overridden_tests_match_evidentlys_implementations(test, ref, cur, kind)
     column_type = ColumnType.Numerical if kind == "numeric" else ColumnType.Categorical
     theirs = evidently_registry.get_stattest(pd.Series(ref), pd.Series(cur), column_type, test)
     their_result = theirs(pd.Series(ref).copy(), pd.Series(cur).copy(), column_type, None)
-    ours = compare("x", summarise(pd.Series(ref), kind), summarise(pd.Series(cur), kind), kind, test=test)
+    ours = column_drift("x", ref, cur, kind, tests={"x": {"test": test}})
     assert ours.test == test and ours.threshold == their_result.actual_threshold
     assert ours.score == pytest.approx(float(their_result.drift_score), abs=1e-9)
     assert ours.drift == bool(their_result.drifted)
@@ -179,10 +205,10 @@ def test_override_threshold_changes_only_that_columns_verdict():
     rng = np.random.default_rng(8)
     ref = pd.DataFrame({"a": rng.normal(0, 1, 3000), "b": rng.normal(0, 1, 3000)})
     cur = pd.DataFrame({"a": rng.normal(0.05, 1, 2000), "b": rng.normal(0.05, 1, 2000)})
-    default = dataset_drift(ref, cur, {"a": "numeric", "b": "numeric"})
-    strict = dataset_drift(ref, cur, {"a": "numeric", "b": "numeric"}, overrides={"a": (None, 0.01)})
-    assert not default["columns"]["a"]["drift"] and strict["columns"]["a"]["drift"]
-    assert strict["columns"]["a"]["threshold"] == 0.01 and strict["columns"]["b"] == default["columns"]["b"]
+    default = detect_frames(ref, cur, {"a": "numeric", "b": "numeric"})
+    strict = detect_frames(ref, cur, {"a": "numeric", "b": "numeric"}, tests={"a": {"threshold": 0.01}})
+    assert not default.columns["a"].drift and strict.columns["a"].drift
+    assert strict.columns["a"].threshold == 0.01 and strict.columns["b"] == default.columns["b"]
 
 
 def _evidently_report(reference: pd.DataFrame, current: pd.DataFrame, kinds: dict[str, str]) -> dict[str, tuple[float, bool]]:
@@ -226,9 +252,9 @@ def test_nan_heavy_columns_and_new_categories_match_evidentlys_full_report(rows)
     reference, current = frame(rows[0], 0.0, False), frame(rows[1], 0.3, True)
     kinds = {"mostly_nan": "numeric", "with_inf": "numeric", "city": "categorical", "few": "numeric", "constant": "numeric"}
     theirs = _evidently_report(reference, current, kinds)
-    ours = dataset_drift(reference, current, kinds)["columns"]
+    ours = detect_frames(reference, current, kinds).columns
     assert set(theirs) == set(kinds)
     for column, (score, drifted) in theirs.items():
-        assert ours[column]["score"] == pytest.approx(score, abs=1e-9, nan_ok=True), column
-        assert ours[column]["drift"] == drifted, column
-    assert ours["city"]["new_categories"] == ["new1", "new2"]
+        assert ours[column].score == pytest.approx(score, abs=1e-9, nan_ok=True), column
+        assert ours[column].drift == drifted, column
+    assert ours["city"].new_categories == ["new1", "new2"]

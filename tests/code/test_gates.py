@@ -5,7 +5,13 @@ import math
 import pytest
 
 from driftgate.config import GatesConfig
-from driftgate.gates import all_passed, evaluate_gates, markdown
+from driftgate.gates import evaluate_gates
+from driftgate.reporting.render import gate_markdown as markdown
+from driftgate.results import GateVerdicts
+
+
+def all_passed(verdicts):
+    return verdicts.passed
 
 CONFIG = GatesConfig(f1_min=0.4, f1_max_drop=0.05, drift_share_max=0.5, drift_columns=["prediction"])
 
@@ -22,8 +28,8 @@ def drift(share=0.2, prediction_drift=False, score=0.05):
     }
 
 
-def by_gate(results):
-    return {r.gate: r for r in results}
+def by_gate(verdicts):
+    return {r.gate: r for r in verdicts.gates}
 
 
 def test_all_gates_pass_on_good_metrics_and_little_drift():
@@ -52,19 +58,36 @@ def test_nan_null_or_non_numeric_f1_fails_closed(bad):
 
 def test_missing_metrics_and_drift_files_fail_every_gate_that_needs_them():
     results = evaluate_gates(None, None, CONFIG)
-    assert not any(r.passed for r in results)
+    assert not any(r.passed for r in results.gates)
     assert not all_passed(results)
 
 
 def test_no_gates_is_not_a_pass():
-    assert not all_passed([])
+    assert not GateVerdicts.of([]).passed
 
 
 def test_missing_current_section_fails_but_an_unlabelled_batch_is_skipped():
     missing = by_gate(evaluate_gates({"holdout": {"f1": 0.5}}, drift(), CONFIG))
     assert not missing["f1 (current)"].passed
-    unlabelled = by_gate(evaluate_gates({"holdout": {"f1": 0.5}, "current": {"labelled": False}}, drift(), CONFIG))
-    assert unlabelled["f1 (current)"].passed and "no labels" in unlabelled["f1 (current)"].detail
+    unlabelled = evaluate_gates({"holdout": {"f1": 0.5}, "current": {"labelled": False, "window": "log"}}, drift(), CONFIG)
+    skipped = by_gate(unlabelled)["f1 (current)"]
+    assert skipped.status == "SKIP" and "no labels" in skipped.detail and "log" in skipped.detail
+    assert unlabelled.passed  # a skipped gate does not block ...
+    assert "SKIP" in markdown(unlabelled) and "PASS | not computed" not in markdown(unlabelled)  # ... and never shows as PASS
+
+
+def test_a_run_where_every_gate_was_skipped_is_not_a_pass():
+    from driftgate.results import GateResult
+
+    only_skipped = GateVerdicts.of([GateResult(gate="f1 (current)", value=None, op=">=", threshold=0.4, status="SKIP")])
+    assert not only_skipped.passed
+
+
+@pytest.mark.parametrize(("holdout", "share"), [(1.2, 0.2), (-0.1, 0.2), (0.45, 1.5), (0.45, -0.2)])
+def test_values_outside_their_domain_fail_closed(holdout, share):
+    gates = by_gate(evaluate_gates(metrics(holdout=holdout), drift(share=share), CONFIG))
+    broken = gates["f1 (holdout)"] if not 0 <= holdout <= 1 else gates["drift share"]
+    assert broken.status == "FAIL" and "outside [0, 1]" in broken.detail and "fails closed" in broken.detail
 
 
 def test_drift_share_above_the_maximum_fails_and_lists_drifted_columns():
@@ -104,6 +127,6 @@ def test_baseline_given_but_unreadable_fails_closed_and_absent_baseline_adds_no_
 def test_markdown_has_a_verdict_line_naming_failed_gates():
     text = markdown(evaluate_gates(metrics(current=0.1), drift(share=0.9), CONFIG))
     first = text.splitlines()[0]
-    assert first.startswith("**Failed:") and "f1 (current 2013-04)" in first and "drift share" in first
+    assert first.startswith("**2 of 4 gates failed:") and "f1 (current 2013-04)" in first and "drift share" in first
     assert "| gate" in text
-    assert markdown(evaluate_gates(metrics(), drift(), CONFIG)).startswith("**All gates passed.**")
+    assert markdown(evaluate_gates(metrics(), drift(), CONFIG)).startswith("**All 4 gates passed.**")

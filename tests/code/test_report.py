@@ -2,14 +2,15 @@
 
 
 from driftgate.reporting.report import CiContext, ci_report
+from driftgate.results import GateVerdicts, Metrics
 
-GATE_FAILED = {"passed": False, "gates": [
-    {"gate": "f1 (current 2013-09)", "value": 0.3123, "op": ">=", "threshold": 0.38, "passed": False, "detail": "see plots"},
-    {"gate": "drift share", "value": 0.6471, "op": "<=", "threshold": 0.55, "passed": False, "detail": "see drift.md"},
-    {"gate": "f1 (holdout)", "value": 0.4503, "op": ">=", "threshold": 0.38, "passed": True, "detail": ""},
-]}
-METRICS = {"holdout": {"f1": 0.4503, "rows": 15562, "window": "last 20% of 2013-01..2013-03"},
-           "current": {"f1": 0.3123, "rows": 26000, "window": "2013-09"}}
+GATE_FAILED = GateVerdicts.model_validate({"passed": False, "gates": [
+    {"gate": "f1 (current 2013-09)", "value": 0.3123, "op": ">=", "threshold": 0.38, "status": "FAIL", "detail": "see plots"},
+    {"gate": "drift share", "value": 0.6471, "op": "<=", "threshold": 0.55, "status": "FAIL", "detail": "see drift.md"},
+    {"gate": "f1 (holdout)", "value": 0.4503, "op": ">=", "threshold": 0.38, "status": "PASS", "detail": ""},
+]})
+METRICS = Metrics.model_validate({"holdout": {"f1": 0.4503, "rows": 15562, "window": "last 20% of 2013-01..2013-03"},
+                                  "current": {"f1": 0.3123, "rows": 26000, "window": "2013-09"}})
 
 
 def test_github_and_gitlab_contexts_come_from_their_own_variables():
@@ -27,6 +28,7 @@ def test_failed_run_report_leads_with_the_failed_gates_and_compares_with_main(tm
                        baseline={"current": {"f1": 0.40}}, params_changed={"gates.f1_min": {"old": 0.38, "new": 0.42}})
     first, *_ = report.splitlines()
     assert first == "## :x: driftgate: 2 of 3 gates failed: f1 (current 2013-09), drift share"
+    assert report.count("| drift share") == 1
     rows = {tuple(cell.strip() for cell in line.strip("|").split("|")) for line in report.splitlines() if line.startswith("| ")}
     assert ("f1 (current 2013-09)", "0.3123", ">= 0.38", "**FAIL**", "see plots") in rows
     assert ("current f1", "0.3123", "0.4000", "-0.0877") in rows  # against main

@@ -4,10 +4,12 @@ Each bad input must give one message naming the file and the column or key, exit
 leave no half-written output behind.
 """
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -75,7 +77,7 @@ def test_gate_fails_closed_on_a_nan_metric(tiny_project):
     metrics = tiny_project / "reports" / "metrics.json"
     metrics.write_text(metrics.read_text().replace('"f1": 0.', '"f1": NaN, "was": 0.', 1))
     result = invoke("gate")
-    assert result.exit_code == 1 and "missing or NaN" in result.output
+    assert result.exit_code == 1 and "holdout F1 is NaN: fails closed" in result.output
 
 
 def test_bad_params_exit_2_naming_the_key(tiny_project):
@@ -204,7 +206,10 @@ def test_current_batch_from_a_separate_file_without_labels(tiny_project):
     assert invoke("drift", "--current", "batch.parquet").exit_code == 0
     result = invoke("gate")
     assert result.exit_code == 0, result.output
-    assert "skipped: the current batch has no labels" in result.output
+    assert "SKIP" in result.output and "not computed: the current batch (batch.parquet) has no labels" in result.output
+    gate = json.loads((tiny_project / "reports" / "gate.json").read_text())
+    skipped = next(g for g in gate["gates"] if g["gate"] == "f1 (current)")
+    assert skipped["status"] == "SKIP" and gate["passed"] is True
 
 
 def test_tampered_model_is_refused(tiny_project):

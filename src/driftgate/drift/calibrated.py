@@ -22,8 +22,6 @@ sampling noise alone. In calibrated mode, per column:
 from __future__ import annotations
 
 import math
-from dataclasses import replace
-
 import numpy as np
 import pandas as pd
 
@@ -33,11 +31,9 @@ from driftgate.drift.stattests import (
     ColumnKind,
     NumericSummary,
     Summary,
-    compare,
     run_test,
     select_test,
     summarise,
-    verdict,
 )
 
 CORRECTIONS = ("bh", "bonferroni")
@@ -128,57 +124,44 @@ def adjust(p_values: list[float], alpha: float, method: str) -> list[bool]:
     return list(rejected)
 
 
-def calibrated_drift(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
-    kinds: dict[str, ColumnKind],
-    share_threshold: float = 0.5,
-    small_sample: int = 1000,
-    alpha: float = 0.05,
-    correction: str = "bh",
-    draws: int = 200,
-    pool_below: float = 0.005,
-    seed: int = 0,
-) -> dict:
-    """Per-column drift of two frames with calibrated p-values and a multiple-testing correction."""
-    summaries = {name: (kind, summarise(reference[name], kind), summarise(current[name], kind)) for name, kind in kinds.items()}
-    raw = [compare(name, ref, cur, kind, small_sample) for name, (kind, ref, cur) in summaries.items()]
-    return calibrate(raw, summaries, share_threshold, small_sample, alpha, correction, draws, pool_below, seed)
-
-
 def calibrate(
     raw: list[ColumnDrift],
     summaries: dict[str, tuple[ColumnKind, Summary, Summary]],
-    share_threshold: float = 0.5,
     small_sample: int = 1000,
     alpha: float = 0.05,
     correction: str = "bh",
     draws: int = 200,
     pool_below: float = 0.005,
+    overrides: dict[str, tuple[str | None, float | None]] | None = None,
     seed: int = 0,
-) -> dict:
+) -> list[ColumnDrift]:
     """Turn Evidently-rule results (`raw`, which keep their findings such as new categories)
     into calibrated verdicts, from each column's reference and current summaries. The summaries
-    may be exact (in memory) or binned (the chunked and Dask engines' sketches)."""
+    may be exact (in memory) or binned (the chunked and Dask engines' sketches).
+
+    A per-column override (`drift.tests`) is the user's own rule and applies in this mode too:
+    a column with its own threshold keeps that fixed rule and is left out of the correction; a
+    column with only its own test gets that test's score, calibrated like the others.
+    """
+    overrides = overrides or {}
     rng = np.random.default_rng(seed)
     results: list[ColumnDrift] = []
     p_values: list[float] = []
     for result in raw:
         kind, ref, cur = summaries[result.column]
-        if ref.n == 0 or cur.n == 0:
+        forced_test, forced_threshold = overrides.get(result.column, (None, None))
+        if ref.n == 0 or cur.n == 0 or forced_threshold is not None:
             results.append(result)
             p_values.append(float("nan"))
             continue
         if kind == "categorical":
             ref, cur = pool_rare(ref, cur, pool_below)
-        test = select_test(ref, cur, kind, small_sample)
+        test = forced_test or select_test(ref, cur, kind, small_sample)
         score = run_test(test, ref, cur, kind)
         null = null_scores(ref, test, kind, cur.n, draws, rng)
         p_values.append(resampled_p_value(test, score, null))
-        results.append(replace(result, test=test, score=score))
-    rejected = adjust(p_values, alpha, correction)
-    calibrated = [replace(result, drift=bool(drift), threshold=alpha, p_value=p_value)
-                  for result, p_value, drift in zip(results, p_values, rejected)]
-    out = verdict(calibrated, share_threshold)
-    out.update(mode="calibrated", alpha=alpha, correction=correction, draws=draws, pool_below=pool_below)
-    return out
+        results.append(result.model_copy(update={"test": test, "score": score}))
+    tested = [i for i, p in enumerate(p_values) if math.isfinite(p)]
+    rejected = dict(zip(tested, adjust([p_values[i] for i in tested], alpha, correction)))
+    return [result.model_copy(update={"drift": bool(rejected[i]), "threshold": alpha, "p_value": p_values[i]})
+            if i in rejected else result for i, result in enumerate(results)]

@@ -198,41 +198,37 @@ def load(path: Path) -> tuple[dict[str, Sketch], str]:
 # --------------------------------------------------------------------------- the chunked engine
 
 
-def chunked_drift(reference: Path, current: Path, share_threshold: float, small_sample: int,
-                  summary_out: Path | None = None, progress: Callable[[str, int | None], Callable[[int], None]] | None = None,
-                  client=None, calibration: dict | None = None) -> dict:
-    """Drift between two files too large for memory. `reference` may be a stored summary.
-
-    With a Dask `client`, the files are sketched part by part on its workers. With
-    `calibration` (the keyword arguments of `driftgate.drift.calibrated.calibrate`), the verdicts are
-    the calibrated mode's, computed from the sketches.
-    """
-    from driftgate.drift.stattests import common_kinds, verdict
-    from driftgate.drift.sketch import compare_sketches
+def sketch_pair(reference: Path, current: Path, kinds: dict[str, str] | None = None, summary_out: Path | None = None,
+                progress: Callable[[str, int | None], Callable[[int], None]] | None = None,
+                client=None) -> tuple[dict[str, str], dict[str, Sketch], dict[str, Sketch]]:
+    """The columns both files share (or `kinds`), and each file's sketches. `reference` may be a
+    stored summary; otherwise its summary is stored at `summary_out` for the next run. With a
+    Dask `client`, the files are sketched part by part on its workers."""
+    from driftgate.drift.stattests import common_kinds
 
     current_kinds = column_kinds(open_dataset(current))
     if str(reference).endswith(SUMMARY_SUFFIX):
         ref_sketches, _ = load(reference)
         ref_kinds = {name: "numeric" if isinstance(s, NumericSketch) else "categorical" for name, s in ref_sketches.items()}
-        kinds = common_kinds(ref_kinds, current_kinds, str(reference), str(current))
     else:
         ref_dataset = open_dataset(reference)
-        kinds = common_kinds(column_kinds(ref_dataset), current_kinds, str(reference), str(current))
+        ref_kinds = column_kinds(ref_dataset)
+    found = common_kinds(ref_kinds, current_kinds, str(reference), str(current))
+    if kinds is not None:
+        missing = [c for c in kinds if c not in found]
+        if missing:
+            raise DataError(current, f"column(s) {', '.join(map(repr, missing))} not in both files", "both files need the columns tested")
+        found = dict(kinds)
+    if not str(reference).endswith(SUMMARY_SUFFIX):
         tick = progress("reference", count_rows(ref_dataset)) if progress else None
-        ref_sketches = sketch_file(reference, kinds, tick, client=client)
+        ref_sketches = sketch_file(reference, found, tick, client=client)
         if summary_out is not None:
             save(ref_sketches, summary_out, str(reference))
     tick = progress("current", count_rows(open_dataset(current))) if progress else None
-    cur_sketches = sketch_file(current, kinds, tick, like=ref_sketches, client=client)
-    results = [compare_sketches(name, ref_sketches[name], cur_sketches[name], kind, small_sample) for name, kind in kinds.items()]
-    if calibration is None:
-        out = verdict(results, share_threshold)
-    else:
-        from driftgate.drift.calibrated import calibrate
-        from driftgate.drift.sketch import as_summaries
+    cur_sketches = sketch_file(current, found, tick, like=ref_sketches, client=client)
+    return found, ref_sketches, cur_sketches
 
-        summaries = {name: (kind, *as_summaries(ref_sketches[name], cur_sketches[name])) for name, kind in kinds.items()}
-        out = calibrate(results, summaries, share_threshold, small_sample, **calibration)
-    out["reference_rows"] = max(s.n + s.missing for s in ref_sketches.values())
-    out["current_rows"] = max(s.n + s.missing for s in cur_sketches.values())
-    return out
+
+def rows_of(sketches: dict[str, Sketch]) -> int:
+    """The frame's row count: every column's tested plus missing values (the widest column)."""
+    return max(s.n + s.missing for s in sketches.values())

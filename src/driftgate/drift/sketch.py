@@ -258,28 +258,35 @@ def grid_wasserstein(reference: NumericSketch, current: NumericSketch) -> float:
     return float(np.abs(np.cumsum(ref) - np.cumsum(cur))[:-1].sum() * width)
 
 
-def compare_sketches(name: str, reference: Sketch, current: Sketch, kind: ColumnKind, small_sample: int = 1000) -> ColumnDrift:
+def compare_sketches(name: str, reference: Sketch, current: Sketch, kind: ColumnKind, small_sample: int = 1000,
+                     test: str | None = None, threshold: float | None = None) -> ColumnDrift:
     """The drift verdict from two sketches, with the same rule and thresholds as the exact engine.
 
     Exact wherever the sketches hold every value (categoricals, few-valued numerics, small
-    frames); otherwise Wasserstein on the grid, with its error bound.
+    frames); otherwise Wasserstein on the grid, with its error bound. `test` and `threshold`
+    override the default rule for this column (drift.tests), as in the exact engine; a test
+    other than Wasserstein (or KS on a small reference) reads the binned histograms.
     """
     from driftgate.drift.stattests import compare
 
     ref_exact, cur_exact = reference.summary(), current.summary()
     if kind == "categorical" or (ref_exact is not None and cur_exact is not None):
-        return compare(name, ref_exact, cur_exact, kind, small_sample)
+        return compare(name, ref_exact, cur_exact, kind, small_sample, test, threshold)
+    if test not in (None, "wasserstein") and not (test == "ks" and reference.exact is not None):
+        ref_binned, cur_binned = as_summaries(reference, current)
+        return compare(name, ref_binned, cur_binned, kind, small_sample, test, threshold)
     many_values = reference.distinct is None or current.distinct is None  # > 21 distinct: numeric test path
     if reference.n == 0 or current.n == 0:
         test, score, bound = "none", float("nan"), 0.0
-    elif reference.n <= small_sample and many_values:
+    elif test == "ks" or (test is None and reference.n <= small_sample and many_values):
         test, score, bound = "ks", _ks_from_sketch(reference, current), 0.0
     else:
         test = "wasserstein"
         norm = max(reference.std, 0.001)
         score = grid_wasserstein(reference, current) / norm
         bound = max(reference.width, current.width) / norm
-    threshold = DEFAULT_THRESHOLDS.get(test, float("nan"))
+    if threshold is None or test == "none":
+        threshold = DEFAULT_THRESHOLDS.get(test, float("nan"))
     return verdict_for(name, kind, test, score, threshold, reference, current, score_error_bound=bound)
 
 

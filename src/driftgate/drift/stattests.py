@@ -21,10 +21,8 @@ before any test. The dataset drifts when the share of drifted columns is >= ``sh
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -33,36 +31,11 @@ from scipy.spatial import distance
 from threadpoolctl import threadpool_limits
 
 from driftgate.errors import DataError
+from driftgate.results import P_VALUE_TESTS, ColumnDrift, ColumnKind, DriftResult
 
-ColumnKind = Literal["numeric", "categorical"]
-
-P_VALUE_TESTS = {"ks", "chisquare", "z"}
 DEFAULT_THRESHOLDS = {"ks": 0.05, "chisquare": 0.05, "z": 0.05, "wasserstein": 0.1, "jensenshannon": 0.1,
                       "psi": 0.1, "hellinger": 0.1}
 NUMERIC_ONLY_TESTS = {"ks", "wasserstein"}
-
-
-@dataclass(frozen=True)
-class ColumnDrift:
-    column: str
-    type: ColumnKind
-    test: str
-    score: float
-    threshold: float
-    drift: bool
-    reference_rows: int
-    current_rows: int
-    reference_missing_share: float
-    current_missing_share: float
-    new_categories: list[str] = field(default_factory=list)
-    out_of_range_share: float = 0.0  # numeric: share of current values outside the reference's [min, max]
-    score_error_bound: float = 0.0  # 0 where the score is exact; see driftgate.sketch
-    p_value: float | None = None  # calibrated mode: resampled p-value before correction
-
-    def as_dict(self) -> dict:
-        out = asdict(self)
-        out.pop("column")
-        return out
 
 
 # --------------------------------------------------------------------------- summaries
@@ -145,13 +118,6 @@ def summarise(values: pd.Series | np.ndarray, kind: ColumnKind) -> Summary:
     return CategoricalSummary(counts.astype(float), n_missing)
 
 
-def finite_values(values: pd.Series | np.ndarray, kind: ColumnKind) -> pd.Series:
-    """The values a test sees: NaN/None dropped, and +-inf for numeric columns."""
-    series = pd.Series(values)
-    if kind == "numeric":
-        series = pd.to_numeric(series, errors="coerce").astype(float)
-        return series[np.isfinite(series.to_numpy())]
-    return series.dropna()
 
 
 def _aligned_counts(reference: Summary, current: Summary) -> tuple[list, np.ndarray, np.ndarray]:
@@ -169,10 +135,6 @@ def ks_pvalue(reference: np.ndarray, current: np.ndarray) -> float:
     return float(stats.ks_2samp(reference, current)[1])
 
 
-def wasserstein_normed(reference: np.ndarray, current: np.ndarray) -> float:
-    """Wasserstein distance divided by the reference std (ddof 0), floored at 0.001."""
-    norm = max(float(np.std(reference)), 0.001)
-    return _wasserstein_sorted(np.sort(reference), np.sort(current)) / norm
 
 
 BLOCK = 1 << 15  # breakpoints per step: temporaries stay small enough to be reused, not page-faulted in
@@ -296,18 +258,10 @@ def hellinger(reference: Summary, current: Summary, kind: ColumnKind) -> float:
 # Thin wrappers over raw values, for one-off use and for tests against scipy.
 
 
-def chisquare_pvalue(reference: pd.Series, current: pd.Series) -> float:
-    _, ref, cur = _aligned_counts(summarise(reference, "categorical"), summarise(current, "categorical"))
-    return chisquare_from_counts(ref, cur)
 
 
-def z_pvalue(reference: pd.Series, current: pd.Series) -> float:
-    keys, ref, cur = _aligned_counts(summarise(reference, "categorical"), summarise(current, "categorical"))
-    return z_from_counts(keys, ref, cur)
 
 
-def jensenshannon_distance(reference: pd.Series, current: pd.Series, kind: ColumnKind) -> float:
-    return jensenshannon_from_shares(*binned_shares(summarise(reference, kind), summarise(current, kind), kind))
 
 
 # --------------------------------------------------------------------------- selection
@@ -344,8 +298,6 @@ def select_test(reference: Summary, current: Summary, kind: ColumnKind, small_sa
     return "jensenshannon"
 
 
-def default_test(reference: pd.Series, current: pd.Series, kind: ColumnKind, small_sample: int = 1000) -> str:
-    return select_test(summarise(reference, kind), summarise(current, kind), kind, small_sample)
 
 
 def run_test(test: str, reference: Summary, current: Summary, kind: ColumnKind) -> float:
@@ -423,56 +375,54 @@ def verdict_for(name: str, kind: ColumnKind, test: str, score: float, threshold:
     )
 
 
-def column_drift(
-    name: str,
-    reference: pd.Series | np.ndarray,
-    current: pd.Series | np.ndarray,
-    kind: ColumnKind,
-    small_sample: int = 1000,
-) -> ColumnDrift:
-    return compare(name, summarise(reference, kind), summarise(current, kind), kind, small_sample)
 
 
-def dataset_drift(
+def compare_frames(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     kinds: dict[str, ColumnKind],
-    share_threshold: float = 0.5,
     small_sample: int = 1000,
-    workers: int | None = None,
     overrides: dict[str, tuple[str | None, float | None]] | None = None,
-) -> dict:
-    """Per-column drift for every column in `kinds` and the dataset-level verdict.
+    workers: int | None = None,
+) -> tuple[list[ColumnDrift], dict[str, tuple[ColumnKind, Summary, Summary]]]:
+    """Per-column results for every column in `kinds`, and the summaries they came from.
 
     `overrides` maps a column to (test, threshold), either may be None for the default.
-    Columns are tested in parallel threads (numpy releases the GIL while sorting and counting).
+    Columns are summarised in parallel threads (numpy releases the GIL while sorting and counting).
     """
     overrides = overrides or {}
 
-    def one(item: tuple[str, ColumnKind]) -> ColumnDrift:
+    def one(item: tuple[str, ColumnKind]) -> tuple[ColumnDrift, tuple[ColumnKind, Summary, Summary]]:
         name, kind = item
+        ref, cur = summarise(reference[name], kind), summarise(current[name], kind)
         test, threshold = overrides.get(name, (None, None))
-        return compare(name, summarise(reference[name], kind), summarise(current[name], kind), kind, small_sample,
-                       test, threshold)
+        return compare(name, ref, cur, kind, small_sample, test, threshold), (kind, ref, cur)
 
     # one BLAS thread per column thread: BLAS's own threads would only fight ours for the cores
     with threadpool_limits(1), ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        results = list(pool.map(one, kinds.items()))
-    return verdict(results, share_threshold)
+        done = list(pool.map(one, kinds.items()))
+    return [result for result, _ in done], {result.column: summaries for result, summaries in done}
 
 
-def verdict(results: list[ColumnDrift], share_threshold: float) -> dict:
-    drifted = [r.column for r in results if r.drift]
-    share = len(drifted) / len(results) if results else float("nan")
-    return {
-        "dataset_drift": bool(results) and share >= share_threshold,
-        "drift_share": share,
-        "threshold": share_threshold,
-        "n_columns": len(results),
-        "n_drifted": len(drifted),
-        "drifted_columns": drifted,
-        "columns": {r.column: r.as_dict() for r in results},
-    }
+def verdict(results: list[ColumnDrift], share_threshold: float, ignore: frozenset[str] | set[str] = frozenset(),
+            **about) -> DriftResult:
+    """The dataset verdict: the share of drifted columns, over the columns not in `ignore`
+    (they are reported, marked, and left out of the share)."""
+    results = [r.model_copy(update={"ignored": True}) if r.column in ignore else r for r in results]
+    counted = [r for r in results if not r.ignored]
+    drifted = [r.column for r in counted if r.drift]
+    share = len(drifted) / len(counted) if counted else float("nan")
+    return DriftResult(
+        dataset_drift=bool(counted) and share >= share_threshold,
+        drift_share=share,
+        threshold=share_threshold,
+        n_columns=len(counted),
+        n_drifted=len(drifted),
+        drifted_columns=drifted,
+        columns={r.column: r for r in results},
+        ignored_columns=[r.column for r in results if r.ignored],
+        **about,
+    )
 
 
 def kind_of(values: pd.Series) -> ColumnKind:
@@ -512,20 +462,3 @@ def infer_kinds(reference: pd.DataFrame, current: pd.DataFrame, reference_name: 
 def _all_missing(values: pd.Series) -> bool:
     """True when a column holds no value at all; a look at its head settles most columns."""
     return not values.iloc[:64].notna().any() and not values.notna().any()
-
-
-def ranked(columns: dict[str, dict], limit: int | None = None) -> Sequence[tuple[str, dict]]:
-    """Columns ordered most-drifted first: drifted before not, then by distance from threshold."""
-
-    def severity(item: tuple[str, dict]) -> tuple[int, float]:
-        _, col = item
-        if col.get("p_value") is not None:  # calibrated mode: the smaller p, the more drifted
-            return (0 if col["drift"] else 1, col["p_value"])
-        score, threshold = col["score"], col["threshold"]
-        if score is None or not np.isfinite(score):
-            return (1, 0.0)
-        ratio = (threshold / max(score, 1e-300)) if col["test"] in P_VALUE_TESTS else score / threshold
-        return (0 if col["drift"] else 1, -min(ratio, 1e300))
-
-    ordered = sorted(columns.items(), key=severity)
-    return ordered[:limit] if limit else ordered

@@ -32,7 +32,9 @@ from email.utils import getaddresses
 from pathlib import Path
 
 from driftgate.errors import ConfigError, DriftgateError
+from driftgate.reporting.render import GATE_HEADERS, gate_headline, gate_rows
 from driftgate.reporting.report import CiContext
+from driftgate.results import GateVerdicts
 
 SECURITY = ("starttls", "ssl", "none")
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
@@ -92,65 +94,39 @@ def should_send(passed: bool, send_on: str, ci: CiContext) -> bool:
 # --------------------------------------------------------------------------- the message
 
 
-def _failed(gate: dict) -> list[dict]:
-    return [g for g in gate.get("gates", []) if not g.get("passed")]
-
-
-def subject(gate: dict, ci: CiContext) -> str:
+def subject(gate: GateVerdicts, ci: CiContext) -> str:
     where = f" on {ci.ref}" if ci.ref else ""
-    failed = _failed(gate)
-    if gate.get("passed") and not failed:
-        return f"[driftgate] {ci.project}: all {len(gate.get('gates', []))} gates passed{where}"
-    names = ", ".join(g["gate"] for g in failed) or "gate verdicts missing"
+    if gate.passed:
+        return f"[driftgate] {ci.project}: all {len(gate.gates)} gates passed{where}"
+    names = ", ".join(g.gate for g in gate.failed) or ("gate verdicts missing" if not gate.gates else "no gate could be computed")
     return f"[driftgate] {ci.project}: FAILED {names}{where}"
 
 
-def _value(value) -> str:
-    return "missing" if value is None else f"{value:.4g}"
-
-
-def _gate_rows(gate: dict) -> list[list[str]]:
-    rows = []
-    for g in gate.get("gates", []):
-        threshold = f"{g.get('op', '')} {_value(g.get('threshold'))}".strip() if g.get("threshold") is not None else g.get("op", "")
-        rows.append([g.get("gate", "?"), _value(g.get("value")), threshold, g.get("status", "FAIL"), g.get("detail", "")])
-    return rows
-
-
-def text_body(gate: dict, ci: CiContext) -> str:
+def text_body(gate: GateVerdicts, ci: CiContext) -> str:
     from tabulate import tabulate
 
-    failed = _failed(gate)
-    if not gate.get("gates"):
-        verdict = "The gate verdicts are missing: the gate job did not get to write them. Treat this run as failed."
-    elif failed:
-        verdict = f"{len(failed)} of {len(gate['gates'])} gates failed."
-    else:
-        verdict = f"All {len(gate['gates'])} gates passed."
-    lines = [verdict, ""]
-    if gate.get("gates"):
-        lines += [tabulate(_gate_rows(gate), headers=["gate", "value", "threshold", "status", "what to look at"]), ""]
+    lines = [gate_headline(gate, names=False), ""]
+    if gate.gates:
+        lines += [tabulate(gate_rows(gate), headers=GATE_HEADERS, disable_numparse=True), ""]
     lines += [f"{label}: {url}" for label, url in ci.links()]
     return "\n".join(lines).rstrip() + "\n"
 
 
-def html_body(gate: dict, ci: CiContext) -> str:
-    failed = _failed(gate)
-    verdict = (f"{len(failed)} of {len(gate.get('gates', []))} gates failed." if failed
-               else "All gates passed." if gate.get("gates") else "The gate verdicts are missing: treat this run as failed.")
+def html_body(gate: GateVerdicts, ci: CiContext) -> str:
+    colours = {"PASS": "#1a7f37", "SKIP": "#9a6700", "FAIL": "#cf222e"}
     cells = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row[:3])
-        + f"<td style=\"color:{'#1a7f37' if row[3] == 'PASS' else '#cf222e'};font-weight:bold\">{row[3]}</td>"
+        + f"<td style=\"color:{colours[row[3]]};font-weight:bold\">{row[3]}</td>"
         + f"<td>{html.escape(row[4])}</td></tr>"
-        for row in _gate_rows(gate))
-    table = ("<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\"><tr><th>gate</th><th>value</th><th>threshold</th>"
-             f"<th>status</th><th>what to look at</th></tr>{cells}</table>") if cells else ""
+        for row in gate_rows(gate))
+    headers = "".join(f"<th>{h}</th>" for h in GATE_HEADERS)
+    table = f"<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\"><tr>{headers}</tr>{cells}</table>" if cells else ""
     links = "".join(f"<li><a href=\"{html.escape(url)}\">{html.escape(label)}</a></li>" for label, url in ci.links())
-    return (f"<html><body><p><b>{html.escape(verdict)}</b></p>{table}"
+    return (f"<html><body><p><b>{html.escape(gate_headline(gate, names=False))}</b></p>{table}"
             f"{f'<ul>{links}</ul>' if links else ''}</body></html>")
 
 
-def build_message(gate: dict, settings: SmtpSettings, ci: CiContext, attachments: list[Path] = ()) -> EmailMessage:
+def build_message(gate: GateVerdicts, settings: SmtpSettings, ci: CiContext, attachments: list[Path] = ()) -> EmailMessage:
     """A multipart/alternative text + HTML message, with the key plots attached."""
     # Headers up to RFC 5322's 998 characters: Python's default folding at 78 would break a long
     # subject right after "Subject:", which some clients show with a leading space.

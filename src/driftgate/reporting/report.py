@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -10,56 +9,11 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from driftgate.drift.stattests import P_VALUE_TESTS, ranked
+from driftgate.reporting.render import DRIFT_HEADERS, GATE_HEADERS, drift_headline, drift_rows, gate_headline, gate_rows, score
+from driftgate.results import DriftResult, GateVerdicts, Metrics
 
 
-def _score(value: float | None) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    return f"{value:.3g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
-
-
-def drift_markdown(drift: dict, plot: str | None = None) -> str:
-    """The drift summary: dataset verdict, then one row per column, most drifted first."""
-    verdict = "**Dataset drift detected**" if drift["dataset_drift"] else "No dataset drift"
-    lines = [
-        f"# Drift: {drift.get('reference_window', 'reference')} vs {drift.get('current_window', 'current')}",
-        "",
-        f"{verdict}: {drift['n_drifted']} of {drift['n_columns']} columns drifted "
-        f"(share {drift['drift_share']:.2f}, dataset drift at >= {drift['threshold']:g}).",
-        f"Reference rows: {drift.get('reference_rows', '?'):,}; current rows: {drift.get('current_rows', '?'):,}.",
-        "",
-    ]
-    if drift.get("mode") == "calibrated":
-        lines[-1:-1] = [f"Calibrated mode: p-values from {drift['draws']} reference-vs-reference resamples, "
-                        f"{drift['correction']} correction at alpha {drift['alpha']:g}, categories under "
-                        f"{drift['pool_below']:.1%} of the reference pooled."]
-    table = []
-    for name, col in ranked(drift["columns"]):
-        notes = []
-        direction = "p <" if col["test"] in P_VALUE_TESTS else ">="
-        if col.get("p_value") is not None:
-            direction = f"{drift.get('correction', '')} p at"
-            notes.append(f"p = {col['p_value']:.2g}")
-        if col.get("new_categories"):
-            notes.append("new: " + ", ".join(col["new_categories"][:5]))
-        if col.get("out_of_range_share", 0) >= 0.001:
-            notes.append(f"{col['out_of_range_share']:.1%} outside the reference range")
-        if col.get("score_error_bound"):
-            notes.append(f"score within +-{col['score_error_bound']:.1e} (chunked)")
-        change = col["current_missing_share"] - col["reference_missing_share"]
-        if abs(change) >= 0.01:
-            notes.append(f"missing {col['reference_missing_share']:.1%} -> {col['current_missing_share']:.1%}")
-        table.append([name, col["type"], col["test"], _score(col["score"]), f"{direction} {col['threshold']:g}",
-                      "**yes**" if col["drift"] else "no", "; ".join(notes)])
-    lines.append(tabulate(table, headers=["column", "type", "test", "score", "drift if", "drifted", "notes"], tablefmt="github"))
-    lines.append("")
-    if plot:
-        lines += [f"![Reference vs current for the most drifted columns]({plot})", ""]
-    return "\n".join(lines)
-
-
-def drift_plot(drift: dict, reference, current, target: Path, top: int = 6) -> Path | None:
+def drift_plot(drift: DriftResult, reference, current, target: Path, top: int = 6) -> Path | None:
     """Reference vs current distributions of the `top` most drifted columns, as one PNG."""
     import matplotlib
 
@@ -70,16 +24,16 @@ def drift_plot(drift: dict, reference, current, target: Path, top: int = 6) -> P
 
     from driftgate.io import atomic_path
 
-    columns = [name for name, _ in ranked(drift["columns"], top)]
+    columns = [col.column for col in drift.ranked(top)]
     if not columns:
         return None
     ncols = min(3, len(columns))
     nrows = -(-len(columns) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.2 * nrows), squeeze=False)
     for ax, name in zip(axes.flat, columns):
-        col = drift["columns"][name]
+        col = drift.columns[name]
         ref, cur = reference[name], current[name]
-        if col["type"] == "numeric":
+        if col.type == "numeric":
             ref = pd.to_numeric(ref, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
             cur = pd.to_numeric(cur, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
             ref, cur = ref[np.isfinite(ref)], cur[np.isfinite(cur)]
@@ -97,9 +51,9 @@ def drift_plot(drift: dict, reference, current, target: Path, top: int = 6) -> P
             ax.bar(positions - 0.2, shares["reference"], 0.4, label="reference")
             ax.bar(positions + 0.2, shares["current"], 0.4, label="current")
             ax.set_xticks(positions, [str(v)[:8] for v in shares.index], rotation=60, fontsize=7)
-        mark = "DRIFT" if col["drift"] else "no drift"
-        ax.set_title(f"{name}: {col['test']} {_score(col['score'])} ({mark})", fontsize=9,
-                     color="firebrick" if col["drift"] else "black")
+        mark = "DRIFT" if col.drift else "no drift"
+        ax.set_title(f"{name}: {col.test} {score(col.score)} ({mark})", fontsize=9,
+                     color="firebrick" if col.drift else "black")
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(columns):]:
         ax.axis("off")
@@ -168,48 +122,42 @@ def _fmt(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else f"{value:,}"
 
 
-def metrics_rows(metrics: dict, baseline: dict | None) -> list[list[str]]:
+def metrics_rows(metrics: Metrics, baseline: dict | None) -> list[list[str]]:
     """metric | this run | main | change, for each split's headline metrics."""
     rows = []
     for split in ("holdout", "current"):
-        new, old = metrics.get(split) or {}, (baseline or {}).get(split) or {}
-        label = split
+        new = getattr(metrics, split).to_json()
+        old = (baseline or {}).get(split) or {}
         for name in ("f1", "precision", "recall", "roc_auc", "pr_auc", "rows"):
-            if name in new or name in old:
-                rows.append([f"{label} {name}", _fmt(new.get(name)), _fmt(old.get(name)) if baseline else "-",
+            if new.get(name) is not None or name in old:
+                rows.append([f"{split} {name}", _fmt(new.get(name)), _fmt(old.get(name)) if baseline else "-",
                              _change(old.get(name), new.get(name)) if baseline else ""])
     return rows
 
 
-def ci_report(gate: dict | None, metrics: dict | None, drift: dict | None, report_path: Path, ci: CiContext,
+def ci_report(gate: GateVerdicts | None, metrics: Metrics | None, drift: DriftResult | None, report_path: Path, ci: CiContext,
               workflow: str = "", baseline: dict | None = None, baseline_label: str = "main",
               params_changed: dict | None = None, plots: list[Path] = (), evidently: Path | None = None,
-              notes: list[str] = ()) -> str:
+              notes: list[str] = (), title: str = "driftgate", drift_rows_shown: int = 12) -> str:
     """The report for a merge request or a scheduled run, as GitHub/GitLab-flavoured Markdown.
     Image links are relative to `report_path`, so CML uploads each of them with the comment."""
     from driftgate import __version__
 
     lines = []
-    gates = (gate or {}).get("gates") or []
-    failed = [g for g in gates if not g.get("passed")]
+    gates = gate.gates if gate else []
     if not gates:
-        lines += ["## :x: driftgate: the gate verdicts are missing", "",
+        lines += [f"## :x: {title}: the gate verdicts are missing", "",
                   "The gate job did not write them, so this run counts as failed. Read the gate job's log.", ""]
-    elif failed:
-        lines += [f"## :x: driftgate: {len(failed)} of {len(gates)} gates failed: {', '.join(g['gate'] for g in failed)}", ""]
     else:
-        lines += [f"## :white_check_mark: driftgate: all {len(gates)} gates passed", ""]
-    if gates:
-        rows = [[g["gate"], _gate_value(g.get("value")),
-                 f"{g.get('op', '')} {_gate_value(g.get('threshold'))}" if g.get("threshold") is not None else g.get("op", ""),
-                 "**FAIL**" if not g.get("passed") else "PASS", g.get("detail", "")] for g in gates]
-        lines += [tabulate(rows, headers=["gate", "value", "threshold", "status", "what to look at"], tablefmt="github", disable_numparse=True), ""]
+        mark = ":white_check_mark:" if gate.passed else ":x:"
+        headline = gate_headline(gate).rstrip(".")
+        lines += [f"## {mark} {title}: {headline[:1].lower()}{headline[1:]}", ""]
+        lines += [tabulate(gate_rows(gate, markup=True), headers=GATE_HEADERS, tablefmt="github", disable_numparse=True), ""]
 
     if metrics:
         against = f" against `{baseline_label}`" if baseline else ""
         lines += [f"### Model metrics{against}", ""]
-        windows = [f"{split}: {metrics[split]['window']}" for split in ("holdout", "current")
-                   if isinstance(metrics.get(split), dict) and metrics[split].get("window")]
+        windows = [f"{split}: {getattr(metrics, split).window}" for split in ("holdout", "current") if getattr(metrics, split).window]
         lines += [tabulate(metrics_rows(metrics, baseline), headers=["metric", "this run", baseline_label, "change"],
                            tablefmt="github", disable_numparse=True), "", *([f"Windows: {'; '.join(windows)}.", ""] if windows else [])]
         if baseline is None:
@@ -223,17 +171,12 @@ def ci_report(gate: dict | None, metrics: dict | None, drift: dict | None, repor
             lines += [f"No params changed against `{baseline_label}`.", ""]
 
     if drift:
-        verdict = "**dataset drift**" if drift.get("dataset_drift") else "no dataset drift"
-        lines += [f"### Drift: {drift.get('reference_window', 'reference')} vs {drift.get('current_window', 'current')}", "",
-                  f"{verdict}: {drift.get('n_drifted', '?')} of {drift.get('n_columns', '?')} columns drifted "
-                  f"(share {_score(drift.get('drift_share'))}, dataset drift at >= {drift.get('threshold', '?')}).", ""]
-        top = ranked(drift.get("columns", {}), 12)
-        rows = [[name, col["type"], col["test"], _score(col["score"]),
-                 f"{'p <' if col['test'] in P_VALUE_TESTS else '>='} {col['threshold']:g}", "**yes**" if col["drift"] else "no"]
-                for name, col in top]
-        lines += [tabulate(rows, headers=["column", "type", "test", "score", "drift if", "drifted"], tablefmt="github", disable_numparse=True), ""]
-        if len(drift.get("columns", {})) > len(top):
-            lines += [f"The {len(top)} most drifted of {len(drift['columns'])} columns; all of them are in drift.md.", ""]
+        lines += [f"### Drift: {drift.reference_window} vs {drift.current_window}", "", drift_headline(drift), ""]
+        lines += [f"> Note: {warning}." for warning in drift.warnings] + ([""] if drift.warnings else [])
+        rows = drift_rows(drift, drift_rows_shown)
+        lines += [tabulate(rows, headers=DRIFT_HEADERS, tablefmt="github", disable_numparse=True), ""]
+        if len(drift.columns) > len(rows):
+            lines += [f"The {len(rows)} most drifted of {len(drift.columns)} columns; all of them are in drift.md.", ""]
 
     images = [Path(p) for p in plots if Path(p).is_file()]
     if images:
@@ -288,10 +231,6 @@ def curves_against_plot(data: dict[str, list[dict]], baseline_label: str, target
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return target
-
-
-def _gate_value(value) -> str:
-    return "missing" if value is None else f"{value:.4g}"
 
 
 def _caption(image: Path) -> str:

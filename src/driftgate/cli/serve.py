@@ -1,0 +1,29 @@
+"""`driftgate serve`: the demo and the REST API in one server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from driftgate.cli.common import ParamsOpt, app, handles_errors, step
+from driftgate.config import DEFAULT_PARAMS, Paths
+
+
+@app.command()
+@handles_errors
+def serve(
+    params_path: ParamsOpt = DEFAULT_PARAMS,
+    model_path: Annotated[Path, typer.Option("--model", help="the model to serve (its sha256 is checked against model.json)")] = Paths().model,
+    host: Annotated[Optional[str], typer.Option("--host", help="address to bind (default GRADIO_SERVER_NAME, else 127.0.0.1)")] = None,
+    port: Annotated[Optional[int], typer.Option("--port", help="port (default GRADIO_SERVER_PORT, else 7860)")] = None,
+    log: Annotated[Optional[str], typer.Option("--log", help="prediction log: a SQLite path or SQLAlchemy URL (default serving.log)")] = None,
+) -> None:
+    """Start the demo (Gradio UI at /) and the REST API (/predict, /health, /metrics, /docs)."""
+    from driftgate.serving.ui import create_app
+    from driftgate.serving.ui import serve as run_server
+
+    step("loading the model and the demo")
+    application = create_app(params_path, model_path, log)
+    run_server(application, host, port)
