@@ -3,6 +3,7 @@
     python benchmarks/drift_vs_evidently.py                       # 10k, 100k, 1M rows per frame
     python benchmarks/drift_vs_evidently.py --sizes 10000 100000  # pick sizes
     python benchmarks/drift_vs_evidently.py --sizes 1000000 --driftgate-only 5000000 50000000
+    python benchmarks/drift_vs_evidently.py --sizes --whole 1000 10000       # whole processes only
 
 Seeded synthetic frames (20 numeric and 5 categorical columns; drift injected into 7 of them:
 mean shifts, a scale change, a category-frequency change and a new category; NaN in two
@@ -10,6 +11,12 @@ columns) are written as Parquet once per size. Each tool then runs in its own fr
 process on the same two files: read both, test every column, report the verdicts. The table
 shows wall time (read + test, after imports), peak RSS of that process, the speed-up and how
 many column verdicts agree and how many scores agree within 1e-9.
+
+The whole-process table (`--whole`, 1,000 rows by default) times what a user waits for in CI:
+the command itself, from start to exit, imports included, the median of `--repeats` runs.
+driftgate: `driftgate drift --reference R --current C` (drift.json and drift.md, and with
+`--plot` drift.png too). Evidently: a script that imports it, reads both files, runs
+DataDriftPreset and saves the snapshot as JSON (and with "+ HTML" its HTML report too).
 """
 
 from __future__ import annotations
@@ -130,6 +137,58 @@ def run_evidently(reference: Path, current: Path) -> dict:
     return {"seconds": seconds, "scores": scores, "drift": drift}
 
 
+EVIDENTLY_SCRIPT = """
+import sys
+import pandas as pd
+from evidently import DataDefinition, Dataset, Report
+from evidently.presets import DataDriftPreset
+
+ref, cur = pd.read_parquet(sys.argv[1]), pd.read_parquet(sys.argv[2])
+definition = DataDefinition(numerical_columns=[c for c in ref if c.startswith("num_")],
+                            categorical_columns=[c for c in ref if c.startswith("cat_")])
+snapshot = Report([DataDriftPreset()]).run(Dataset.from_pandas(cur, data_definition=definition),
+                                           Dataset.from_pandas(ref, data_definition=definition))
+snapshot.save_json(sys.argv[3] + "/evidently.json")
+if len(sys.argv) > 4:
+    snapshot.save_html(sys.argv[3] + "/evidently.html")
+"""
+
+
+def whole_process(command: list[str], repeats: int) -> tuple[float, float]:
+    """Median wall time and median peak RSS (MiB) of `command`, run `repeats` times."""
+    times, peaks = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        completed = subprocess.run(["/usr/bin/time", "-f", "%M", *command], capture_output=True, text=True)
+        times.append(time.perf_counter() - start)
+        if completed.returncode != 0:
+            raise SystemExit(f"{command[0]} failed:\n{completed.stderr[-3000:]}")
+        peaks.append(int(completed.stderr.strip().splitlines()[-1]) / 1024)
+    return float(np.median(times)), float(np.median(peaks))
+
+
+def whole_processes(sizes: list[int], folder: Path, repeats: int) -> None:
+    driftgate = str(Path(sys.executable).with_name("driftgate"))
+    out = Path(tempfile.mkdtemp(prefix="driftgate-whole-"))
+    print(f"\nWhole processes, imports included (median of {repeats} runs; each writes its report files)")
+    header = f"{'rows/frame':>10} | {'tool':<34} | {'seconds':>7} | {'RSS MiB':>7} | {'vs Evidently JSON':>17}"
+    print(header)
+    print("-" * len(header))
+    for rows in sizes:
+        reference, current = files_for(rows, folder)
+        runs = {
+            "Evidently (JSON)": [sys.executable, "-c", EVIDENTLY_SCRIPT, str(reference), str(current), str(out)],
+            "Evidently (JSON + HTML)": [sys.executable, "-c", EVIDENTLY_SCRIPT, str(reference), str(current), str(out), "html"],
+            "driftgate drift": [driftgate, "drift", "--reference", str(reference), "--current", str(current), "--out", str(out)],
+            "driftgate drift --plot": [driftgate, "drift", "--reference", str(reference), "--current", str(current),
+                                       "--out", str(out), "--plot"],
+        }
+        measured = {name: whole_process(command, repeats) for name, command in runs.items()}
+        base = measured["Evidently (JSON)"][0]
+        for name, (seconds, rss) in measured.items():
+            print(f"{rows:>10,} | {name:<34} | {seconds:>7.2f} | {rss:>7.0f} | {base / seconds:>16.1f}x", flush=True)
+
+
 def peak_rss_mib() -> float:
     """This process's own peak RSS. (getrusage's ru_maxrss survives exec on Linux, so a child
     would report its parent's peak if that was higher.)"""
@@ -162,10 +221,13 @@ def measure(tool: str, reference: Path, current: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000],
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000],
                         help="rows per frame to run both tools on")
     parser.add_argument("--driftgate-only", type=int, nargs="*", default=[],
                         help="rows per frame for driftgate's chunked (out-of-core) engine alone, e.g. 5000000 50000000")
+    parser.add_argument("--whole", type=int, nargs="*", default=[1000],
+                        help="rows per frame for the whole-process comparison (the command, imports included)")
+    parser.add_argument("--repeats", type=int, default=5, help="runs per whole-process measurement (the median is shown)")
     parser.add_argument("--data", type=Path, default=None, help="folder to keep the generated Parquet files in")
     parser.add_argument("--child", nargs=3, metavar=("TOOL", "REF", "CUR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -204,6 +266,8 @@ def main() -> None:
         chunked = measure("chunked", reference, current)
         print(f"{rows:>10,} | chunked engine {chunked['seconds']:6.2f} s, {chunked['peak_rss_mb']:5.0f} MiB peak RSS "
               f"(largest error bound {chunked['max_bound']:.2e})", flush=True)
+    if args.whole:
+        whole_processes(args.whole, folder, args.repeats)
 
 
 if __name__ == "__main__":

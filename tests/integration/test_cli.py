@@ -242,7 +242,10 @@ def test_drift_between_two_files_without_drift_exits_0(two_files):
     assert drift["dataset_drift"] is False and drift["target"] == "churned"
     assert set(drift["columns"]) == {"x1", "x2", "plan", "churned", "customer_id"}
     assert drift["columns"]["plan"]["type"] == "categorical" and drift["columns"]["x1"]["test"] == "wasserstein"
-    assert (folder / "out" / "drift.md").is_file() and (folder / "out" / "drift.png").read_bytes()[:4] == b"\x89PNG"
+    assert (folder / "out" / "drift.md").is_file() and not (folder / "out" / "drift.png").exists()  # two files: no plot unless asked
+    assert invoke("drift", "--reference", "reference.parquet", "--current", "current.csv", "--out", "plotted", "--plot").exit_code == 0
+    assert (folder / "plotted" / "drift.png").read_bytes()[:4] == b"\x89PNG"
+    assert "![Reference vs current" in (folder / "plotted" / "drift.md").read_text()
 
 
 def test_fail_on_drift_exits_1_when_the_dataset_drifts(two_files):

@@ -35,7 +35,9 @@ def drift(
                                            "dask: the same summaries computed on a Dask cluster")] = "pandas",
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="with --engine dask: a scheduler address "
                                                      "(tcp://host:8786); default a local cluster on 127.0.0.1")] = None,
-    plot: Annotated[bool, typer.Option("--plot/--no-plot", help="draw drift.png (the most drifted columns, reference vs current)")] = True,
+    plot: Annotated[Optional[bool], typer.Option("--plot/--no-plot", help="draw drift.png (the most drifted columns, "
+                                                 "reference vs current); default: in pipeline mode yes, comparing two files no "
+                                                 "(drawing it costs more than testing small files)")] = None,
 ) -> None:
     """Compare a reference with a current batch, column by column and on model scores.
 
@@ -70,6 +72,10 @@ def drift(
     result = result.model_copy(update={"target": target, "prediction": prediction})
     for warning in result.warnings:
         warn(warning)
+    if plot is None:
+        plot = reference_path is None
+    if plot and ref is None:
+        warn("--plot needs the frames in memory: the chunked and Dask engines write no drift.png")
     write_drift(result, ref if plot else None, cur, files)
     verdict = "dataset drift" if result.dataset_drift else "no dataset drift"
     out.print(f"{verdict}: {result.n_drifted}/{result.n_columns} columns drifted "
@@ -130,7 +136,7 @@ def write_drift(result, ref, cur, files: DriftFiles) -> None:
 
     plot = None
     if ref is not None:
-        from driftgate.reporting.report import drift_plot
+        from driftgate.reporting.plots import drift_plot
 
         plot = drift_plot(result, ref, cur, files.png)
     result.write(files.json)

@@ -112,6 +112,7 @@ def evaluate(
     from driftgate.data.dataset import LABEL, features_frame, labels, select_window, time_split
     from driftgate.io import atomic_path
     from driftgate.model import evaluate as ev
+    from driftgate.reporting.plots import evaluation_pngs
     from driftgate.results import Metrics, SplitMetrics
 
     layout = RunLayout(out_dir)
@@ -144,7 +145,7 @@ def evaluate(
     for target, parts in ((plots.roc, roc_parts), (plots.prc, prc_parts), (plots.confusion, confusion)):
         with atomic_path(target) as tmp:
             (pd.concat(parts) if parts else pd.DataFrame()).to_csv(tmp, index=False, float_format="%.5f")
-    pngs = ev.plot_pngs(curves, plots.dir, params.data.target.class_names)
+    pngs = evaluation_pngs(curves, plots, params.data.target.class_names)
     metrics.write(layout.metrics)
     for split in ("holdout", "current"):
         m = getattr(metrics, split)

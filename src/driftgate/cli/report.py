@@ -77,7 +77,7 @@ def _dvc_json(args: list[str], notes: list[str]) -> dict | None:
 
 def _curves_against(rev: str, label: str, run: RunLayout, target: Path, notes: list[str]) -> Path | None:
     """ROC and PR curves against the revision, from `dvc plots diff REV --targets ... --json`."""
-    from driftgate.reporting.report import curves_against_plot
+    from driftgate.reporting.plots import curves_against_plot
 
     targets = [str(path) for path in (run.plots.roc, run.plots.prc) if path.is_file()]
     diff = _dvc_json(["plots", "diff", rev, "--targets", *targets], notes) if targets else None

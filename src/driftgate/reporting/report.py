@@ -9,59 +9,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from driftgate.reporting.render import DRIFT_HEADERS, GATE_HEADERS, drift_headline, drift_rows, gate_headline, gate_rows, score
+from driftgate.reporting.render import DRIFT_HEADERS, GATE_HEADERS, drift_headline, drift_rows, gate_headline, gate_rows
 from driftgate.results import DriftResult, GateVerdicts, Metrics
-
-
-def drift_plot(drift: DriftResult, reference, current, target: Path, top: int = 6) -> Path | None:
-    """Reference vs current distributions of the `top` most drifted columns, as one PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-    import pandas as pd
-
-    from driftgate.io import atomic_path
-
-    columns = [col.column for col in drift.ranked(top)]
-    if not columns:
-        return None
-    ncols = min(3, len(columns))
-    nrows = -(-len(columns) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.2 * nrows), squeeze=False)
-    for ax, name in zip(axes.flat, columns):
-        col = drift.columns[name]
-        ref, cur = reference[name], current[name]
-        if col.type == "numeric":
-            ref = pd.to_numeric(ref, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-            cur = pd.to_numeric(cur, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-            ref, cur = ref[np.isfinite(ref)], cur[np.isfinite(cur)]
-            both = np.concatenate([ref, cur])
-            if both.size:
-                low, high = np.percentile(both, [0.5, 99.5])
-                edges = np.linspace(low, high if high > low else low + 1, 41)
-                ax.hist(ref, edges, density=True, alpha=0.55, label="reference")
-                ax.hist(cur, edges, density=True, alpha=0.55, label="current")
-        else:
-            shares = pd.DataFrame({"reference": ref.value_counts(normalize=True),
-                                   "current": cur.value_counts(normalize=True)}).fillna(0)
-            shares = shares.loc[shares.max(axis=1).sort_values(ascending=False).index[:12]]
-            positions = np.arange(len(shares))
-            ax.bar(positions - 0.2, shares["reference"], 0.4, label="reference")
-            ax.bar(positions + 0.2, shares["current"], 0.4, label="current")
-            ax.set_xticks(positions, [str(v)[:8] for v in shares.index], rotation=60, fontsize=7)
-        mark = "DRIFT" if col.drift else "no drift"
-        ax.set_title(f"{name}: {col.test} {score(col.score)} ({mark})", fontsize=9,
-                     color="firebrick" if col.drift else "black")
-        ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(columns):]:
-        ax.axis("off")
-    fig.tight_layout()
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return target
 
 
 # --------------------------------------------------------------------------- the CI report
@@ -193,44 +142,6 @@ def ci_report(gate: GateVerdicts | None, metrics: Metrics | None, drift: DriftRe
         footer.append(f"[pipeline]({ci.pipeline_url})")
     lines += [f"<sub>{' · '.join(footer)}</sub>", ""]
     return "\n".join(lines)
-
-
-CURVES = {"roc.csv": ("fpr", "tpr", "ROC", "false positive rate", "true positive rate"),
-          "prc.csv": ("recall", "precision", "Precision-recall", "recall", "precision")}
-
-
-def curves_against_plot(data: dict[str, list[dict]], baseline_label: str, target: Path) -> Path | None:
-    """ROC and precision-recall curves of this run (solid) and the baseline revision (dashed),
-    per split, from the data `dvc plots diff REV --json` returns."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from driftgate.io import atomic_path
-
-    panels = [(Path(name).name, rows) for name, rows in data.items() if Path(name).name in CURVES and rows]
-    if not panels:
-        return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
-    for ax, (name, rows) in zip(axes.flat, panels):
-        x_key, y_key, title, x_label, y_label = CURVES[name]
-        groups: dict[tuple[str, str], list[tuple[float, float]]] = {}
-        for row in rows:
-            groups.setdefault((row.get("rev", "?"), row.get("split", "")), []).append((float(row[x_key]), float(row[y_key])))
-        splits = sorted({split for _, split in groups})
-        for (rev, split), points in sorted(groups.items(), key=lambda item: (item[0][1], item[0][0] != "workspace")):
-            xs, ys = zip(*points)
-            label = f"{split}, {'this run' if rev == 'workspace' else baseline_label}"
-            ax.plot(xs, ys, linestyle="-" if rev == "workspace" else "--", linewidth=1.4, label=label,
-                    color=f"C{splits.index(split)}", alpha=1.0 if rev == "workspace" else 0.8)
-        ax.set(title=f"{title}: this run vs {baseline_label}", xlabel=x_label, ylabel=y_label)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return target
 
 
 def _caption(image: Path) -> str:
