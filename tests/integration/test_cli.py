@@ -12,6 +12,7 @@ import pandas as pd
 
 import pytest
 import yaml
+import typer
 from typer.testing import CliRunner
 
 from driftgate.cli.main import app
@@ -38,11 +39,25 @@ def rewrite_data(project: Path, change) -> None:
     change(frame).to_csv(path, index=False)
 
 
+def registered_commands() -> list[str]:
+    """Every command the CLI has, read from the Typer app itself, so a new one is covered too."""
+    import typer.main
+
+    return sorted(typer.main.get_command(app).commands)
+
+
 def test_every_command_has_help():
-    assert "validate" in invoke("--help").output
-    for command in ["data", *STAGES, "gate"]:
+    listing = invoke("--help").output
+    commands = registered_commands()
+    assert {"data", "validate", "train", "evaluate", "drift", "drift-report", "gate", "report", "alert", "serve",
+            "batch-folder"} <= set(commands)
+    for command in commands:
+        assert command in listing, f"{command} is missing from driftgate --help"
         result = invoke(command, "--help")
-        assert result.exit_code == 0 and "--params" in result.output
+        assert result.exit_code == 0, command
+        summary = typer.main.get_command(app).commands[command].help or ""
+        assert summary.strip() and summary.split("\n")[0].strip()[:30] in " ".join(result.output.split()), command
+        assert "--help" in result.output
 
 
 def test_own_csv_runs_end_to_end_with_inferred_features(tiny_project):

@@ -7,6 +7,7 @@ the gate on its holdout and ranks stormy evening flights above clear mornings.
 """
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from driftgate.data.dataset import features_frame, labels
@@ -52,11 +53,17 @@ def test_column_order_does_not_change_predictions(trained, sample):
     assert np.allclose(proba(model, sample), proba(model, sample[sample.columns[::-1]]))
 
 
-def test_unknown_categories_give_a_valid_probability(trained, sample):
+def test_unknown_categories_are_scored_exactly_as_missing_ones(trained, sample):
+    """Invariance: a category the model never saw is what the encoder makes of it, a missing
+    value; so an unseen airport scores like an unknown one, whatever its name."""
     model = trained[0]
-    unseen = sample.head(50).assign(dest="XXX", carrier="ZZ")
-    scores = proba(model, unseen)
-    assert np.all((scores >= 0) & (scores <= 1))
+    rows = sample.head(200)
+    unseen = proba(model, rows.assign(dest="XXX", carrier="ZZ"))
+    other_unseen = proba(model, rows.assign(dest="QQQ", carrier="YY"))
+    nothing = pd.Series([None] * len(rows), index=rows.index, dtype=object)
+    missing = proba(model, rows.assign(dest=nothing, carrier=nothing))
+    assert np.array_equal(unseen, missing) and np.array_equal(unseen, other_unseen)
+    assert not np.allclose(unseen, proba(model, rows))  # and the categories it knows do matter
 
 
 def test_stormy_evening_flights_score_higher_than_clear_mornings(trained, sample):
