@@ -53,10 +53,27 @@ export PATH := $(CURDIR)/$(TOOLS)/node_modules/.bin:$(PATH)
 $(GITLAB_CI_LOCAL):
 	npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error gitlab-ci-local@4.73.0
 
-## Install the test tools that are not Python packages (gitlab-ci-local; rsync, shellcheck, chromium must be on the system)
+# System packages the tests run for real: rsync (gitlab-ci-local copies each job's folder with
+# it), shellcheck (the job scripts, and actionlint's run: steps), chromium (the demo in a real
+# browser). Each Debian package is named after the command it brings.
+SYSTEM_TOOLS := rsync shellcheck chromium
+
+## Install the test tools that are not Python packages: gitlab-ci-local, and rsync, shellcheck, chromium with apt-get (as root; else it says what to install and exits 2)
 tools: $(GITLAB_CI_LOCAL)
-	@command -v rsync >/dev/null && command -v shellcheck >/dev/null && command -v chromium >/dev/null || \
-	  { echo "error: the tests need rsync, shellcheck and chromium: apt-get install rsync shellcheck chromium" >&2; exit 2; }
+	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+	  echo "error: the tests need these system packages, missing here:$$missing" >&2; \
+	  if command -v apt-get >/dev/null; then echo "install them as root: apt-get install -y$$missing (then run make test again)" >&2; \
+	  else echo "install them with this system's package manager (Debian/Ubuntu: apt-get install -y$$missing)" >&2; fi; \
+	  exit 2; \
+	fi; \
+	echo "installing$$missing (apt-get)"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y -q$$missing >/dev/null 2>&1 || \
+	  { echo "apt-get update, then install again"; apt-get update -q >/dev/null && apt-get install -y -q$$missing >/dev/null; } || \
+	  { echo "error: apt-get could not install$$missing: install them and run make test again" >&2; exit 2; }; \
+	for tool in $$missing; do command -v $$tool >/dev/null || { echo "error: $$tool is still not on PATH after apt-get install $$tool" >&2; exit 2; }; done
 
 ## Start the demo and REST API on http://127.0.0.1:7860 (trains the model first if needed)
 demo: $(VENV)/.installed-serve

@@ -12,6 +12,7 @@ import email
 import email.policy
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -105,6 +106,101 @@ def test_missing_report_fails_the_comment_job(tmp_path):
     result = run_env(["pipelines/ci/comment.sh", "reports/report.md"], tmp_path,
                      {**os.environ, "PATH": f"{FIXTURE_BIN}{os.pathsep}{os.environ['PATH']}", "REPO_TOKEN": "x"})
     assert result.returncode == 2 and "reports/report.md is missing" in result.stderr
+
+
+# --------------------------------------------------------------------------- the cml stand-in
+# It refuses what CML 0.20 refuses (its option table comes from CML's yargs definitions), so a
+# typo in a job script's cml call fails here instead of in the first real pipeline.
+
+CML = FIXTURE_BIN / "cml"
+
+
+def _cml(args: list[str], tmp_path: Path) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    record = tmp_path / "cml-record"
+    (tmp_path / "reports").mkdir(exist_ok=True)
+    (tmp_path / "reports" / "report.md").write_text("## driftgate\n")
+    result = run_env([str(CML), *args], tmp_path, {**os.environ, "CML_RECORD": str(record)})
+    calls = [json.loads(p.read_text()) for p in sorted(record.glob("call-*.json"))] if record.exists() else []
+    return result, calls
+
+
+@pytest.mark.parametrize("args, unknown", [
+    (["--target=pr", "--watermark=driftgate", "reports/report.md"], "watermark"),  # it is --watermark-title
+    (["reports/report.md", "--title", "driftgate"], "title"),
+    (["--target=pr", "--md=reports/report.md", "reports/report.md"], "md"),
+    (["-t", "pr", "reports/report.md"], "t"),  # CML defines no short options
+    (["--target=pr", "reports/report.md", "reports/other.md"], "reports/other.md"),  # one file only
+])
+def test_cml_stand_in_rejects_an_unknown_argument_like_cml(tmp_path, args, unknown):
+    result, calls = _cml(["comment", "update", *args], tmp_path)
+    assert result.returncode == 1 and calls == []
+    assert result.stderr.rstrip().endswith(f"Unknown argument: {unknown}"), result.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["comment", "update", "--target=pr", "--watermark-title=driftgate merge request"],
+    ["comment", "create"],
+    ["comment"],
+])
+def test_cml_stand_in_rejects_a_missing_argument(tmp_path, args):
+    result, calls = _cml(args, tmp_path)
+    assert result.returncode == 1 and calls == []
+    assert "Not enough non-option arguments: got 0, need at least 1" in result.stderr
+
+
+def test_cml_stand_in_names_an_unknown_flag_that_swallowed_the_markdown_file(tmp_path):
+    """As in yargs, an unknown flag takes the next word as its value: the file goes missing."""
+    result, calls = _cml(["comment", "update", "--watermark", "reports/report.md"], tmp_path)
+    assert result.returncode == 1 and calls == []
+    assert "Not enough non-option arguments: got 0, need at least 1" in result.stderr and "--watermark" in result.stderr
+
+
+def test_cml_stand_in_rejects_a_missing_markdown_file_bad_choices_and_unknown_commands(tmp_path):
+    result, calls = _cml(["comment", "update", "--target=pr", "reports/missing.md"], tmp_path)
+    assert result.returncode == 1 and calls == []
+    assert "ENOENT: no such file or directory, open 'reports/missing.md'" in result.stderr
+    result, _ = _cml(["comment", "update", "--driver=jenkins", "reports/report.md"], tmp_path)
+    assert result.returncode == 1 and 'Argument: driver, Given: "jenkins"' in result.stderr
+    result, _ = _cml(["comment", "update", "--pr", "--target=pr", "reports/report.md"], tmp_path)
+    assert result.returncode == 1 and "Arguments pr and target are mutually exclusive" in result.stderr
+    result, _ = _cml(["comment", "delete", "reports/report.md"], tmp_path)
+    assert result.returncode == 1 and "Unknown argument: delete" in result.stderr
+    result, _ = _cml(["pr", "create", "reports/report.md"], tmp_path)  # not modelled: refused, never passed
+    assert result.returncode == 1 and "models only `cml comment create|update`" in result.stderr
+
+
+def test_cml_stand_in_accepts_cmls_own_spellings(tmp_path):
+    """Aliases, camelCase, negation, `--opt value` and global options before the command."""
+    result, calls = _cml(["--log", "debug", "comment", "update", "--target", "commit/f00bar", "--watermarkTitle=x",
+                          "--no-publish", "--native", "--token", "glpat-x", "--driver=gitlab", "reports/report.md"],
+                         tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [c["markdown"] for c in calls] == ["## driftgate\n"]
+
+
+def test_every_cml_call_in_the_ci_files_is_one_the_stand_in_models():
+    """Only `cml comment update` is called; a new cml command needs its options in the stand-in."""
+    sources = [*(ROOT / "pipelines").rglob("*.sh"), ROOT / ".gitlab-ci.yml", *(ROOT / ".github").rglob("*.yml")]
+    calls = {(path.name, match) for path in sources
+             for match in re.findall(r"(?:^|[\s;&|(])cml\s+([a-z-]+(?:\s+[a-z-]+)?)", path.read_text(), re.M)}
+    assert calls == {("comment.sh", "comment update")}
+
+
+@pytest.mark.parametrize("env, argv", [
+    ({"CI_PIPELINE_SOURCE": "merge_request_event"}, ["--target=pr", "--watermark-title=driftgate merge request"]),
+    ({"GITHUB_EVENT_NAME": "pull_request"}, ["--target=pr", "--watermark-title=driftgate merge request"]),
+    ({"CI_PIPELINE_SOURCE": "schedule"}, ["--target=commit", "--watermark-title=driftgate scheduled drift"]),
+    ({"GITHUB_EVENT_NAME": "schedule"}, ["--target=commit", "--watermark-title=driftgate scheduled drift"]),
+    ({"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_REF_NAME": "main"}, ["--target=commit", "--watermark-title=driftgate main"]),
+    ({"GITHUB_EVENT_NAME": "push", "GITHUB_REF_NAME": "release/1.2"},
+     ["--target=commit", "--watermark-title=driftgate release/1.2"]),
+])
+def test_cml_stand_in_accepts_each_command_line_the_comment_job_runs(tmp_path, env, argv):
+    """comment.sh itself, on each branch of its event switch, with both CI systems' variables."""
+    result, calls = _comment({**env, "REPO_TOKEN": "token"}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [c["argv"] for c in calls] == [["comment", "update", *argv, "reports/report.md"]]
+    assert calls[0]["markdown"] == "## driftgate\n" and calls[0]["repo_token_set"]
 
 
 # --------------------------------------------------------------------------- GitLab, run locally
