@@ -170,6 +170,9 @@ class ModelConfig(Strict):
     seed: int = 0
 
 
+DriftEngine = Literal["pandas", "chunked", "dask"]  # in memory; files in batches; the same on a Dask cluster
+
+
 class ColumnTest(Strict):
     test: Literal["ks", "wasserstein", "jensenshannon", "chisquare", "z", "psi", "hellinger"] | None = None
     threshold: float | None = Field(default=None, gt=0.0)

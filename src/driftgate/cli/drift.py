@@ -11,7 +11,7 @@ import typer
 from driftgate.cli.common import CurrentOpt, Mode, ParamsOpt, app, err, handles_errors, out, progress_lines, step, warn
 from driftgate.cli.pipeline import model_and_dataset
 from driftgate.config import DEFAULT_PARAMS, DriftConfig, DriftFiles, Paths, load_params
-from driftgate.drift.detect import Engine
+from driftgate.config import DriftEngine as Engine
 from driftgate.errors import EXIT_GATE_FAILED, DriftgateError, listed
 
 

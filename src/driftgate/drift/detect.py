@@ -15,16 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import get_args
 
 import pandas as pd
 
-from driftgate.config import DriftConfig
+from driftgate.config import DriftConfig, DriftEngine
 from driftgate.errors import DriftgateError
 from driftgate.results import ColumnKind, DriftResult
 
-Engine = Literal["pandas", "chunked", "dask"]
-ENGINES: tuple[Engine, ...] = ("pandas", "chunked", "dask")
+Engine = DriftEngine
+ENGINES: tuple[Engine, ...] = get_args(DriftEngine)
 Frame = pd.DataFrame | Path | str
 Progress = Callable[[str, int | None], Callable[[int], None]]
 
