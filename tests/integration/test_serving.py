@@ -35,9 +35,8 @@ def project(served_project) -> Path:
     return served_project
 
 
-def make_service(project: Path, log_dir: Path, fast: bool = True):
-
-    model = ServedModel.load(project / "artifacts" / "model.joblib")
+def make_service(project: Path, log_dir: Path, fast: bool = True, params=None):
+    model = ServedModel.load(project / "artifacts" / "model.joblib", params)
     if not fast:  # what a model the fast scorer cannot take gets: scikit-learn, with requests batched
         model.fast = None
     return Service(model, PredictionLog(log_dir / "predictions.sqlite"), Metrics(project / "reports" / "gate.json"))
@@ -56,6 +55,14 @@ def sklearn_service(project, tmp_path):
 @pytest.fixture
 def client(service):
     return TestClient(create_api(service))
+
+
+@pytest.fixture
+def limited(project, tmp_path):
+    """The service with params.yaml's hard limits: validation.ranges x2 [0, 10], validation.allowed plan."""
+    from driftgate.config import load_params
+
+    return make_service(project, tmp_path / "limited-log", params=load_params(project / "params.yaml"))
 
 
 RECORD = {"x1": 0.5, "x2": 3.0, "plan": "pro"}
@@ -86,9 +93,9 @@ def test_one_record_and_a_list_are_scored_like_the_pipeline_scores_them(request,
 @pytest.mark.parametrize(("payload", "field", "kind"), [
     ({"x2": 3.0, "plan": "pro"}, "x1", "missing"),
     ({**RECORD, "age": 40}, "age", "extra_forbidden"),
-    ({**RECORD, "x1": "high"}, "x1", "float_parsing"),
-    ({**RECORD, "plan": "enterprise"}, "plan", "literal_error"),
-    ([RECORD, {**RECORD, "x2": "?"}], "1.x2", "float_parsing"),
+    ({**RECORD, "x1": "high"}, "x1", "not_a_number"),
+    ({**RECORD, "plan": "enterprise"}, "plan", "unknown_category"),
+    ([RECORD, {**RECORD, "x2": "?"}], "1.x2", "not_a_number"),
     ([], "body", "too_short"),
 ], ids=["missing field", "extra field", "wrong type", "unknown category", "bad record in a list", "empty list"])
 def test_bad_input_is_a_422_naming_the_field_and_nothing_is_logged(client, service, payload, field, kind):
@@ -96,7 +103,7 @@ def test_bad_input_is_a_422_naming_the_field_and_nothing_is_logged(client, servi
     assert response.status_code == 422
     errors = response.json()["detail"]
     assert {"field": field, "type": kind} == {k: errors[0][k] for k in ("field", "type")}, errors
-    if kind == "literal_error":
+    if kind == "unknown_category":
         assert errors[0]["message"] == "unknown category 'enterprise': the model knows 3 values for plan (listed in /openapi.json, schema Record)"
     assert service.log.count() == 0
     assert client.post("/predict", json=RECORD).status_code == 200  # still serving
@@ -347,3 +354,114 @@ def test_the_ui_the_api_and_responses_speak_of_the_projects_own_data(project, tm
     assert {p["decision"] for p in predictions} <= {"stays", "churns"}
     assert [p["decision"] for p in predictions] == [["stays", "churns"][p["label"]] for p in predictions]
     assert not FLIGHT_WORDS.search(response.text)
+
+
+# --------------------------------------------------------------------------- params.yaml's hard limits
+
+
+@pytest.mark.parametrize(("payload", "field", "kind", "message"), [
+    ({**RECORD, "x2": 10.5}, "x2", "out_of_range", "10.5 is outside the allowed range [0, 10] (validation.ranges in params.yaml)"),
+    ({**RECORD, "x2": -1}, "x2", "out_of_range", "-1 is outside the allowed range [0, 10] (validation.ranges in params.yaml)"),
+    ([RECORD, {**RECORD, "x2": 1e6}], "1.x2", "out_of_range", "1e+06 is outside the allowed range [0, 10]"),
+    ({**RECORD, "plan": "enterprise"}, "plan", "not_allowed",
+     "'enterprise' is not allowed: use one of basic, pro, team (validation.allowed in params.yaml)"),
+    ({**RECORD, "x1": True}, "x1", "not_a_number", "expected a number (or null for a missing value), got a boolean true"),
+    ({**RECORD, "x2": False}, "x2", "not_a_number", "got a boolean false"),
+    ({**RECORD, "x1": "0.5"}, "x1", "not_a_number", "got text '0.5'"),
+], ids=["above the range", "below the range", "out of range in a list", "category not allowed", "true for a number",
+        "false for a number", "a number as text"])
+def test_values_outside_params_limits_are_a_422_naming_the_field_and_the_limit(limited, payload, field, kind, message):
+    client = TestClient(create_api(limited))
+    response = client.post("/predict", json=payload)
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert (error["field"], error["type"]) == (field, kind) and message in error["message"], error
+    assert limited.log.count() == 0
+
+
+def test_a_value_inside_the_limits_but_outside_the_training_range_is_scored_with_a_warning(limited):
+    client = TestClient(create_api(limited))
+    profile = limited.model.card["feature_profile"]["numeric"]
+    low, high = profile["x1"]["min"], profile["x1"]["max"]
+    response = client.post("/predict", json=[RECORD, {**RECORD, "x1": high + 5}, {**RECORD, "x2": 10}])
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert len(body["predictions"]) == 3 and limited.log.count() == 3
+    assert [w["field"] for w in body["warnings"]] == ["1.x1"] + (["2.x2"] if profile["x2"]["max"] < 10 else [])
+    assert body["warnings"][0] == {"field": "1.x1", "type": "outside_training_range", "message":
+                                   f"{high + 5:g} is outside the training range {low:g} to {high:g}: the model never saw "
+                                   "such a value, so treat this score with care"}
+    one = client.post("/predict", json=RECORD).json()
+    assert one["warnings"] == []
+
+
+def test_an_allowed_category_the_model_never_saw_is_scored_as_missing_with_a_warning(project, tmp_path):
+    from driftgate.config import ValidationConfig
+
+    base = ServedModel.load(project / "artifacts" / "model.joblib")
+    model = ServedModel(base.pipeline, base.card, base.schema, base.threshold, base.class_names,
+                        limits=ValidationConfig(allowed={"plan": ["basic", "pro", "team", "enterprise"]}))
+    service = Service(model, PredictionLog(tmp_path / "log.sqlite"), Metrics(project / "reports" / "gate.json"))
+    client = TestClient(create_api(service))
+    response = client.post("/predict", json={**RECORD, "plan": "enterprise"})
+    assert response.status_code == 200, response.text
+    assert response.json()["warnings"] == [{"field": "plan", "type": "unseen_category",
+                                            "message": "'enterprise' never appeared in training: scored as a missing value"}]
+    expected = model.pipeline.predict_proba(pd.DataFrame([{**RECORD, "plan": None}])[model.schema.columns])[0, 1]
+    assert response.json()["predictions"][0]["probability"] == pytest.approx(expected, abs=1e-9)
+    assert client.post("/predict", json={**RECORD, "plan": "free"}).json()["detail"][0]["type"] == "not_allowed"
+
+
+def gradio_call(client: TestClient, api_name: str, data: list) -> list:
+    """The outputs of one call of a Gradio event, through the app's own HTTP API."""
+    started = client.post(f"/gradio_api/call/{api_name}", json={"data": data})
+    assert started.status_code == 200, started.text
+    stream = client.get(f"/gradio_api/call/{api_name}/{started.json()['event_id']}").text
+    event, payload = [line for line in stream.splitlines() if line][-2:]
+    assert event == "event: complete", stream
+    return json.loads(payload.removeprefix("data: "))
+
+
+@pytest.fixture
+def demo(project, tmp_path):
+    """The whole app (API and Gradio UI) with the project's params.yaml, and its prediction log."""
+    from driftgate.serving.ui import create_app
+
+    log = tmp_path / "demo-log.sqlite"
+    with TestClient(create_app(project / "params.yaml", project / "artifacts" / "model.joblib", log=str(log),
+                               root=project)) as client:
+        yield client, PredictionLog(log)
+
+
+def test_the_predict_form_refuses_values_outside_the_limits_and_logs_nothing(demo):
+    client, log = demo
+    label, message = gradio_call(client, "predict", [0.5, 11.0, "pro"])
+    assert "Cannot predict" in message and "`x2`: 11 is outside the allowed range [0, 10]" in message, message
+    assert log.count() == 0
+    label, message = gradio_call(client, "predict", [0.5, 3.0, "pro"])
+    assert "probability of positive" in message and "note:" not in message and log.count() == 1
+
+
+def test_the_predict_form_scores_a_value_outside_the_training_range_with_a_note(demo):
+    client, log = demo
+    label, message = gradio_call(client, "predict", [9.0, 3.0, "pro"])
+    assert "probability of positive" in message and "note: `x1`: 9 is outside the training range" in message, message
+    assert log.count() == 1
+
+
+def test_a_batch_outside_params_limits_is_refused_and_one_outside_training_is_noted(limited):
+    from driftgate.serving.ui import batch_problems
+
+    model = limited.model
+    good = make_tiny_frame(50)
+    above, refused, unseen = good.copy(), good.copy(), good.copy()
+    above.loc[[4, 5], "x2"] = 12.0
+    refused.loc[7, "plan"] = "enterprise"
+    unseen.loc[0, "x1"] = model.card["feature_profile"]["numeric"]["x1"]["max"] + 1
+    assert batch_problems(above, model, "b.csv") == (
+        ["column 'x2' has 2 value(s) outside the allowed range [0, 10] (validation.ranges in params.yaml), e.g. 12"], [])
+    assert batch_problems(refused, model, "b.csv") == (
+        ["column 'plan' has 1 value(s) that are not allowed (validation.allowed in params.yaml: basic, pro, team), "
+         "e.g. 'enterprise'"], [])
+    problems, warnings = batch_problems(unseen, model, "b.csv")
+    assert problems == [] and warnings[0].startswith("column 'x1': 1 row(s) outside the training range "), warnings

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from fastapi import Request
 from pydantic import ValidationError
 
 from driftgate.serving.docs import add_offline_docs
 from driftgate.serving.metrics import _Measure
-from driftgate.serving.schema import parse_records, readable_error
+from driftgate.serving.schema import readable_error
 from driftgate.serving.service import Service
 
 
@@ -67,11 +68,20 @@ class _BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+def _not_json(content_type: str | None):
+    from fastapi.responses import JSONResponse
+
+    got = f"content-type {content_type}" if content_type else "no content-type"
+    return JSONResponse({"detail": [{"field": "body", "type": "unsupported_media_type", "message":
+                                     f"the body must be JSON with content-type: application/json (got {got})"}]},
+                        status_code=415)
+
+
 def create_api(service: Service, max_body_mb: float = 20.0, max_records: int = 200_000):
     """The FastAPI app: POST /predict, GET /health, GET /metrics (OpenAPI docs at /docs and /redoc).
     A /predict body over `max_body_mb` is refused with a 413 before it is read; a list of
     more than `max_records` records with a 422 (serving.max_upload_mb, serving.max_batch_rows)."""
-    from fastapi import Body, FastAPI, Request
+    from fastapi import Body, FastAPI
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, Response
 
@@ -96,17 +106,19 @@ def create_api(service: Service, max_body_mb: float = 20.0, max_records: int = 2
     @api.post("/predict", summary=f"Probability of {model.positive!r} for one {project.row} or a list of {project.rows}",
               openapi_extra={"requestBody": {"content": {"application/json": {"schema": {
                   "anyOf": [{"$ref": "#/components/schemas/Record"}, {"type": "array", "items": {"$ref": "#/components/schemas/Record"}}]}}}}})
-    def predict(payload: Any = Body(...)):
+    def predict(request: Request, payload: Any = Body(...)):
+        if isinstance(payload, bytes):  # FastAPI reads a body that is not declared JSON as bytes
+            return _not_json(request.headers.get("content-type"))
         if isinstance(payload, list) and len(payload) > max_records:
             raise RequestValidationError([{"loc": ("body",), "type": "too_long", "input": None,
                                            "msg": f"{len(payload):,} records; at most {max_records:,} per request "
                                                   "(serving.max_batch_rows in params.yaml)"}])
         try:
-            records = parse_records(record, payload)
+            records, warnings = model.parse(payload)
         except ValidationError as exc:
             raise RequestValidationError(exc.errors(include_url=False)) from None
         predictions, request_id = service.predict_records(records, "rest")
-        return {"request_id": request_id, "model_version": model.version, "predictions": predictions}
+        return {"request_id": request_id, "model_version": model.version, "predictions": predictions, "warnings": warnings}
 
     # The Record schema in the OpenAPI document (the route takes a free-form body to accept both shapes).
     original_openapi = api.openapi

@@ -10,18 +10,19 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from driftgate.config import Params, Paths, ProjectConfig
+from driftgate.config import Params, Paths, ProjectConfig, ValidationConfig
 from driftgate.errors import DataError
 from driftgate.data.dataset import FeatureSchema
 from driftgate.model import scorer as inference
 from driftgate.model.scorer import FastScorer
-from driftgate.serving.schema import record_model, records_frame
+from driftgate.serving.schema import parse_records, record_model, records_frame, unseen_values
 
 
 @dataclass
 class ServedModel:
     """The checked model with what serving needs from its card: its features, threshold, class
-    names (label 0, label 1) and how to speak of the data (`project`)."""
+    names (label 0, label 1) and how to speak of the data (`project`); and the hard limits on
+    its inputs (`limits`: validation.ranges and validation.allowed in params.yaml)."""
 
     pipeline: Any
     card: dict
@@ -30,13 +31,14 @@ class ServedModel:
     class_names: tuple[str, str] = ("negative", "positive")
     version: str = ""
     project: ProjectConfig = ProjectConfig()
+    limits: ValidationConfig = ValidationConfig()
     record_model: type[BaseModel] = field(init=False)
     fast: FastScorer | None = field(init=False)  # None: scikit-learn's own path (see driftgate.model.scorer)
 
     def __post_init__(self) -> None:
         self.version = self.version or str(self.card.get("model_sha256", "unknown"))[:12]
         profile = self.card.get("feature_profile", {})
-        self.record_model = record_model(self.schema, profile)
+        self.record_model = record_model(self.schema, profile, self.limits)
         self.fast, _ = inference.build(self.pipeline, profile, list(self.schema.columns))
 
     @classmethod
@@ -50,7 +52,13 @@ class ServedModel:
         fallback = params.data.target.class_names if params else cls.class_names
         names = tuple(card.get("class_names") or fallback)
         return cls(pipeline, card, FeatureSchema.from_dict(card["features"]), float(card["threshold"]), names,
-                   project=_project(card, card_path, params))
+                   project=_project(card, card_path, params), limits=params.validation if params else ValidationConfig())
+
+    def parse(self, payload: Any) -> tuple[list[dict], list[dict]]:
+        """A request's records, validated (a pydantic ValidationError names the field), and the
+        warnings about valid values the model never saw in training."""
+        records = parse_records(self.record_model, payload)
+        return records, unseen_values(records, self.schema, self.card.get("feature_profile", {}), isinstance(payload, list))
 
     @property
     def positive(self) -> str:

@@ -13,20 +13,21 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
-from driftgate.config import Params, Paths, load_params
+from driftgate.config import Params, Paths, ValidationConfig, load_params
 from driftgate.errors import DataError, DriftgateError
 from driftgate.serving.api import create_api
 from driftgate.serving.metrics import Metrics
 from driftgate.serving.model import ServedModel
-from driftgate.serving.schema import parse_records, readable_error
+from driftgate.serving.schema import readable_error
 from driftgate.serving.service import Service
 from driftgate.store.predictions import PredictionLog
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 DEFAULT_PORT = 7860
-DRIFT_COLUMNS = ["column", "test", "score", "threshold", "drifted"]  # the Batch tab's drift table
+DRIFT_COLUMNS = ["column", "type", "test", "score", "drift if", "drifted"]  # the Batch tab's drift table (render.DRIFT_HEADERS)
 
 
 # --------------------------------------------------------------------------- pure helpers
@@ -58,35 +59,96 @@ def read_batch(path: Path, model: ServedModel, max_mb: float, max_rows: int) -> 
 
 def batch_problems(frame: pd.DataFrame, model: ServedModel, name: str) -> tuple[list[str], list[str]]:
     """(problems, warnings) of a batch, one line each, naming the column. Problems stop the
-    scoring; warnings do not: a category the model never saw is scored as a missing value,
-    which is what the model's encoder does with it."""
+    scoring: missing columns, text or infinities in a number column, values outside the hard
+    limits of params.yaml (validation.ranges, validation.allowed). Warnings do not: numbers
+    outside the training range, and categories the model never saw (scored as missing, which
+    is what the model's encoder does with them)."""
     if frame.empty:
         return [f"{name} has no rows"], []
-    schema, profile = model.schema, model.card.get("feature_profile", {})
+    schema = model.schema
     missing = [c for c in schema.columns if c not in frame.columns]
     if len(missing) == len(schema.columns):
         return [f"{name} has none of the model's columns ({', '.join(schema.columns)})"], []
     problems = [f"missing column(s): {', '.join(missing)}"] if missing else []
-    for column in schema.numeric:
+    warnings: list[str] = []
+    for column in schema.columns:
         if column in frame.columns:
-            values = pd.to_numeric(frame[column], errors="coerce")
-            text = frame[column][values.isna() & frame[column].notna()]
-            if len(text):
-                problems.append(f"column '{column}' has {len(text)} value(s) that are not numbers, e.g. {text.iloc[0]!r}")
-            infinite = np.isinf(values.to_numpy(dtype=float, na_value=np.nan))
-            if infinite.any():
-                problems.append(f"column '{column}' has {int(infinite.sum())} infinite value(s)")
-    warnings = []
-    for column in schema.categorical:
-        if column in frame.columns:
-            known = set(profile.get("categorical", {}).get(column, {}).get("categories", []))
-            values = frame[column].dropna().astype(str)
-            unknown = sorted(set(values) - known) if known else []
-            if unknown:
-                rows = int((~values.isin(known)).sum())
-                warnings.append(f"column '{column}': {rows:,} row(s) with categories the model never saw, scored as "
-                                f"missing: {', '.join(unknown[:8])}" + (" ..." if len(unknown) > 8 else ""))
+            check = _number_column if column in schema.numeric else _category_column
+            found, noted = check(frame[column], column, model)
+            problems += found
+            warnings += noted
     return problems, warnings
+
+
+def _number_column(column: pd.Series, name: str, model: ServedModel) -> tuple[list[str], list[str]]:
+    """(problems, warnings) of one number column of a batch."""
+    problems: list[str] = []
+    values = pd.to_numeric(column, errors="coerce")
+    text = column[values.isna() & column.notna()]
+    if len(text):
+        problems.append(f"column '{name}' has {len(text)} value(s) that are not numbers, e.g. {text.iloc[0]!r}")
+    numbers = values.to_numpy(dtype=float, na_value=np.nan)
+    infinite = np.isinf(numbers)
+    if infinite.any():
+        problems.append(f"column '{name}' has {int(infinite.sum())} infinite value(s)")
+    finite = numbers[np.isfinite(numbers)]
+    if name in model.limits.ranges:
+        low, high = model.limits.ranges[name]
+        outside = finite[(finite < low) | (finite > high)]
+        if len(outside):
+            problems.append(f"column '{name}' has {len(outside)} value(s) outside the allowed range [{low:g}, {high:g}] "
+                            f"(validation.ranges in params.yaml), e.g. {outside[0]:g}")
+    if problems:
+        return problems, []
+    info = model.card.get("feature_profile", {}).get("numeric", {}).get(name, {})
+    if info.get("min") is not None and info.get("max") is not None:
+        unseen = int(((finite < info["min"]) | (finite > info["max"])).sum())
+        if unseen:
+            return [], [f"column '{name}': {unseen:,} row(s) outside the training range {info['min']:g} to "
+                        f"{info['max']:g}: the model never saw such values, so treat their scores with care"]
+    return [], []
+
+
+def _category_column(column: pd.Series, name: str, model: ServedModel) -> tuple[list[str], list[str]]:
+    """(problems, warnings) of one category column of a batch."""
+    values = column.dropna().astype(str)
+    if name in model.limits.allowed:
+        refused = sorted(set(values) - set(model.limits.allowed[name]))
+        if refused:
+            rows = int((~values.isin(model.limits.allowed[name])).sum())
+            return [f"column '{name}' has {rows:,} value(s) that are not allowed (validation.allowed in params.yaml: "
+                    f"{', '.join(model.limits.allowed[name])}), e.g. {refused[0]!r}"], []
+    known = set(model.card.get("feature_profile", {}).get("categorical", {}).get(name, {}).get("categories", []))
+    unknown = sorted(set(values) - known) if known else []
+    if unknown:
+        rows = int((~values.isin(known)).sum())
+        return [], [f"column '{name}': {rows:,} row(s) with categories the model never saw, scored as "
+                    f"missing: {', '.join(unknown[:8])}" + (" ..." if len(unknown) > 8 else "")]
+    return [], []
+
+
+def number_info(name: str, info: dict, limits: ValidationConfig) -> str | None:
+    """The hint under a number of the Predict form: the allowed range and the training range."""
+    parts = []
+    if name in limits.ranges:
+        low, high = limits.ranges[name]
+        parts.append(f"allowed {low:g} to {high:g}")
+    if info:
+        parts.append(f"training range {info.get('min')} to {info.get('max')}")
+    return "; ".join(parts) or None
+
+
+def refusal_markdown(exc: ValidationError) -> str:
+    """Why the Predict form's values cannot be scored, one line per field."""
+    errors = [readable_error(e) for e in exc.errors(include_url=False)]
+    return "**Cannot predict:**\n\n" + "\n".join(f"- `{e['field']}`: {e['message']}" for e in errors)
+
+
+def verdict_markdown(model: ServedModel, prediction: dict, request_id: str, warnings: list[dict]) -> str:
+    """The Predict form's answer: the decision, the probability against the threshold, and any warnings."""
+    text = (f"**{prediction['decision']}**: probability of {model.positive} {prediction['probability']:.1%} against the "
+            f"threshold {model.threshold:.0%} (request `{request_id[:8]}`)")
+    return text + "".join(f"\n\n- note: `{w['field']}`: {w['message']}" for w in warnings)
 
 
 def empty_drift_table() -> pd.DataFrame:
@@ -213,7 +275,7 @@ def build_demo(service: Service, params: Params, paths: Paths):
                     for name in model.schema.numeric:
                         info = profile.get("numeric", {}).get(name, {})
                         inputs.append(gr.Number(value=info.get("median"), label=name, elem_id=f"input-{name}",
-                                                info=f"training range {info.get('min')} to {info.get('max')}" if info else None))
+                                                info=number_info(name, info, model.limits)))
                 with gr.Column():
                     for name in model.schema.categorical:
                         info = profile.get("categorical", {}).get(name, {})
@@ -224,17 +286,13 @@ def build_demo(service: Service, params: Params, paths: Paths):
                     verdict = gr.Markdown(elem_id="predict-verdict")
 
             def predict_one(*values):
-                payload = dict(zip(model.schema.columns, values))
                 try:
-                    records = parse_records(model.record_model, payload)
-                except Exception as exc:  # pydantic ValidationError: show which field and why
-                    errors = [readable_error(e) for e in getattr(exc, "errors", lambda: [])()] or [{"field": "?", "message": str(exc)}]
-                    return None, "**Cannot predict:** " + "; ".join(f"`{e['field']}`: {e['message']}" for e in errors)
+                    records, warnings = model.parse(dict(zip(model.schema.columns, values)))
+                except ValidationError as exc:  # nothing is scored or logged
+                    return None, refusal_markdown(exc)
                 [prediction], request_id = service.predict_records(records, "ui")
                 p = prediction["probability"]
-                return ({model.class_names[1]: p, model.class_names[0]: 1 - p},
-                        f"**{prediction['decision']}**: probability of {positive} {p:.1%} against the threshold {model.threshold:.0%} "
-                        f"(request `{request_id[:8]}`)")
+                return {model.class_names[1]: p, model.class_names[0]: 1 - p}, verdict_markdown(model, prediction, request_id, warnings)
 
             button.click(predict_one, inputs, [probability, verdict], api_name="predict")
 
@@ -250,9 +308,10 @@ def build_demo(service: Service, params: Params, paths: Paths):
             drift_image = gr.Image(label="reference vs batch", type="filepath", elem_id="batch-plot")
 
             def score_batch(file):
-                from driftgate.drift.stattests import dataset_drift, ranked
                 from driftgate.io import write_text
-                from driftgate.reporting.report import drift_plot
+                from driftgate.reporting.plots import drift_plot
+                from driftgate.reporting.render import drift_headline, drift_rows, gate_headline
+                from driftgate.serving.batch import batch_drift, reference_rows
 
                 if file is None:
                     return "**Choose a file first.**", None, empty_drift_table(), None
@@ -271,17 +330,14 @@ def build_demo(service: Service, params: Params, paths: Paths):
                 if warnings:
                     status += "\n\n" + "\n".join(f"- note: {w}" for w in warnings) + "\n\n"
                 table, image = None, None
-                reference = _reference(paths, params, model)
+                reference = reference_rows(paths, params)
                 if reference is not None:
-                    kinds = model.schema.kinds()
-                    drift = dataset_drift(reference, frame[model.schema.columns], kinds, params.drift.share_threshold,
-                                          params.drift.small_sample)
-                    status += (f" Drift: **{drift['n_drifted']} of {drift['n_columns']} columns** drifted "
-                               f"(share {drift['drift_share']:.2f}; dataset drift at {drift['threshold']:g}).")
-                    table = pd.DataFrame([{"column": name, "test": col["test"], "score": round(col["score"], 4),
-                                           "threshold": col["threshold"], "drifted": "yes" if col["drift"] else "no"}
-                                          for name, col in ranked(drift["columns"])])
-                    plot = drift_plot(drift, reference, frame, out_dir / "drift.png")
+                    drift, gates, ref, cur = batch_drift(params, model, reference, frame, path.name)
+                    status += (f"\n\nDrift: {drift_headline(drift)} Drift gate (gates.drift_share_max "
+                               f"{params.gates.drift_share_max:g}, as in CI): {gate_headline(gates)}")
+                    status += "".join(f"\n\n> Note: {warning}." for warning in drift.warnings)
+                    table = pd.DataFrame([row[:6] for row in drift_rows(drift, markup=False)], columns=DRIFT_COLUMNS)
+                    plot = drift_plot(drift, ref, cur, out_dir / "drift.png")
                     image = str(plot) if plot else None
                 else:
                     status += " (No reference data here, so no drift check: run the pipeline first.)"
@@ -311,26 +367,6 @@ def build_demo(service: Service, params: Params, paths: Paths):
             refresh.click(monitoring, None, [figure, history_table])
             demo.load(monitoring, None, [figure, history_table])
     return demo
-
-
-_REFERENCE_CACHE: dict[str, pd.DataFrame] = {}
-
-
-def _reference(paths: Paths, params: Params, model: ServedModel) -> pd.DataFrame | None:
-    """The reference window's features from the pipeline's dataset (cached), or None without it."""
-    key = str(paths.dataset.resolve())
-    if key not in _REFERENCE_CACHE:
-        if not paths.dataset.is_file():
-            return None
-        from driftgate.data.dataset import features_frame, load_dataset, select_window
-
-        try:
-            dataset = load_dataset(paths.dataset)
-            _REFERENCE_CACHE[key] = features_frame(select_window(dataset, params.windows.reference_window, "reference"),
-                                                   model.schema)
-        except DataError:
-            return None
-    return _REFERENCE_CACHE[key]
 
 
 def serve(app=None, host: str | None = None, port: int | None = None) -> None:
