@@ -84,7 +84,6 @@ def create_api(service: Service, max_body_mb: float = 20.0, max_records: int = 2
     from fastapi import Body, FastAPI
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, Response
-
     from threadpoolctl import threadpool_limits
 
     # Requests already run in parallel (FastAPI's thread pool). OpenMP threads inside each

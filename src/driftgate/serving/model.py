@@ -11,8 +11,8 @@ import pandas as pd
 from pydantic import BaseModel
 
 from driftgate.config import Params, Paths, ProjectConfig, ValidationConfig
-from driftgate.errors import DataError
 from driftgate.data.dataset import FeatureSchema
+from driftgate.errors import DataError
 from driftgate.model import scorer as inference
 from driftgate.model.scorer import FastScorer
 from driftgate.serving.schema import parse_records, record_model, records_frame, unseen_values

@@ -5,8 +5,9 @@ training, and the model's input frame from validated records."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any, Optional
 
 import numpy as np
 import pandas as pd

@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from driftgate.config import Params, Paths, ValidationConfig, load_params
-from driftgate.errors import DataError, DriftgateError
+from driftgate.errors import DriftgateError
 from driftgate.serving.api import create_api
 from driftgate.serving.metrics import Metrics
 from driftgate.serving.model import ServedModel

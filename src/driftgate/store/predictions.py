@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -50,7 +50,7 @@ class PredictionLog:
 
     def append(self, inputs: list[dict], predictions: list[dict], request_id: str, source: str, model_version: str) -> None:
         """One request's predictions; `inputs` are JSON-ready records (missing values as None)."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         rows = [{"timestamp": now, "request_id": request_id, "source": source, "model_version": model_version,
                  "probability": p["probability"], "decision": p["decision"], "inputs": record}
                 for p, record in zip(predictions, inputs)]
