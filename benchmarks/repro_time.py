@@ -47,9 +47,9 @@ def copy_project(dest: Path) -> None:
 def drift_frames(project: Path):
     sys.path.insert(0, str(ROOT / "src"))
     os.chdir(project)
-    from driftgate.model import train
     from driftgate.config import load_params
     from driftgate.data.dataset import PREDICTION, FeatureSchema, features_frame, load_dataset, select_window
+    from driftgate.model import train
 
     params = load_params("params.yaml")
     model, card = train.load(Path("artifacts/model.joblib"), Path("artifacts/model.json"))

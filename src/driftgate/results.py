@@ -47,7 +47,7 @@ class Result(BaseModel):
         except ValidationError as exc:
             first = exc.errors()[0]
             key = ".".join(str(part) for part in first["loc"]) or "(top level)"
-            raise DataError(path, f"{key}: {first['msg']}", f"write it again with the driftgate command that produces it") from None
+            raise DataError(path, f"{key}: {first['msg']}", "write it again with the driftgate command that produces it") from None
 
 
 def _nan_if_none(value: Any) -> Any:

@@ -7,16 +7,16 @@ import pytest
 
 from driftgate.config import DriftConfig
 from driftgate.drift import detect
+from driftgate.drift.scan import load, save
+from driftgate.drift.sketch import CategoricalSketch, NumericSketch, compare_sketches
+
+RNG = np.random.default_rng(11)
 
 
 def column_drift(name, ref, cur, kind):
     """The exact engine's verdict for one column, as production computes it."""
     frames = pd.DataFrame({name: pd.Series(ref)}), pd.DataFrame({name: pd.Series(cur)})
     return detect(*frames, DriftConfig(), kinds={name: kind}).columns[name]
-from driftgate.drift.scan import load, save
-from driftgate.drift.sketch import CategoricalSketch, NumericSketch, compare_sketches
-
-RNG = np.random.default_rng(11)
 
 
 def sketch_of(values, kind, chunks=1, width=None):

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 import pytest
-import yaml
 import typer
+import yaml
 from typer.testing import CliRunner
 
 from driftgate.cli.main import app

@@ -13,8 +13,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from driftgate.model import scorer as inference
 from driftgate.data.dataset import LABEL
+from driftgate.model import scorer as inference
 from driftgate.model.scorer import FastScorer
 from driftgate.model.train import feature_profile
 

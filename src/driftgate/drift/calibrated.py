@@ -22,6 +22,7 @@ sampling noise alone. In calibrated mode, per column:
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import pandas as pd
 
@@ -33,7 +34,6 @@ from driftgate.drift.stattests import (
     Summary,
     run_test,
     select_test,
-    summarise,
 )
 
 CORRECTIONS = ("bh", "bonferroni")

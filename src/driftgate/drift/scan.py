@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from driftgate.drift.sketch import CategoricalSketch, NumericSketch, Sketch, new_sketch
 from driftgate.errors import DataError
 from driftgate.io import atomic_path
-from driftgate.drift.sketch import CategoricalSketch, NumericSketch, Sketch, new_sketch
 
 BATCH_ROWS = 1 << 20
 SUMMARY_SUFFIX = ".summary.npz"
@@ -174,9 +174,8 @@ def save(sketches: dict[str, Sketch], target: Path, source: str) -> Path:
                 arrays[f"{key}_{i}"] = data[key]
                 data[key] = f"{key}_{i}"
         header["columns"][name] = data
-    with atomic_path(target) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, header=np.array(json.dumps(header)), **arrays)
+    with atomic_path(target) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, header=np.array(json.dumps(header)), **arrays)
     return target
 
 

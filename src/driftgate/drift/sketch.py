@@ -123,7 +123,7 @@ class NumericSketch:
         while self.width < width:
             self.coarsen()
 
-    def merge(self, other: "NumericSketch") -> "NumericSketch":
+    def merge(self, other: NumericSketch) -> NumericSketch:
         if other.n == 0 and other.counts.size == 0:
             self.missing += other.missing
             return self
@@ -179,7 +179,7 @@ class NumericSketch:
                 "exact": self.exact}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "NumericSketch":
+    def from_dict(cls, data: dict) -> NumericSketch:
         distinct = None if data["distinct"] is None else {float(k): int(v) for k, v in data["distinct"]}
         exact = None if data["exact"] is None else np.asarray(data["exact"], dtype=float)
         return cls(data["width"], int(data["n"]), int(data["missing"]), float(data["mean"]), float(data["m2"]),
@@ -202,7 +202,7 @@ class CategoricalSketch:
         series = pd.Series(values).value_counts(dropna=False, sort=False)
         self.update_counts(list(series.index), list(series.to_numpy()))
 
-    def merge(self, other: "CategoricalSketch") -> "CategoricalSketch":
+    def merge(self, other: CategoricalSketch) -> CategoricalSketch:
         self.update_counts(list(other.counts), list(other.counts.values()))
         self.missing += other.missing
         return self
@@ -218,7 +218,7 @@ class CategoricalSketch:
         return {"kind": "categorical", "missing": self.missing, "counts": [[str(k), v] for k, v in self.counts.items()]}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "CategoricalSketch":
+    def from_dict(cls, data: dict) -> CategoricalSketch:
         return cls({k: int(v) for k, v in data["counts"]}, int(data["missing"]))
 
 

@@ -12,7 +12,6 @@ from tabulate import tabulate
 from driftgate.reporting.render import DRIFT_HEADERS, GATE_HEADERS, drift_headline, drift_rows, gate_headline, gate_rows
 from driftgate.results import DriftResult, GateVerdicts, Metrics
 
-
 # --------------------------------------------------------------------------- the CI report
 
 
