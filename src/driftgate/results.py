@@ -70,7 +70,8 @@ class ColumnDrift(Result):
     current_rows: int
     reference_missing_share: float
     current_missing_share: float
-    new_categories: list[str] = []
+    new_categories: list[str] = []  # the first 20 categories the reference does not have, sorted
+    new_category_count: int = 0  # how many there are in all
     out_of_range_share: float = 0.0  # numeric: share of current values outside the reference's [min, max]
     score_error_bound: float = 0.0  # 0 where the score is exact; see driftgate.drift.sketch
     p_value: float | None = None  # calibrated mode: resampled p-value before correction

@@ -258,3 +258,13 @@ def test_nan_heavy_columns_and_new_categories_match_evidentlys_full_report(rows)
         assert ours[column].score == pytest.approx(score, abs=1e-9, nan_ok=True), column
         assert ours[column].drift == drifted, column
     assert ours["city"].new_categories == ["new1", "new2"]
+
+
+def test_many_new_categories_are_counted_and_listed_with_and_n_more():
+    from driftgate.reporting.render import drift_notes
+
+    reference = pd.Series(["a", "b"] * 50)
+    current = pd.Series(["a"] * 10 + [f"new{i:02d}" for i in range(30)])
+    col = column_drift("city", reference, current, "categorical")
+    assert col.new_category_count == 30 and len(col.new_categories) == 20
+    assert "new: new00, new01, new02, new03, new04 and 25 more" in drift_notes(col)

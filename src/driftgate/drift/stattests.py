@@ -363,7 +363,7 @@ def compare(name: str, reference: Summary, current: Summary, kind: ColumnKind, s
         out_of_range = float(outside / current.n)
     threshold = threshold if threshold is not None and test != "none" else DEFAULT_THRESHOLDS.get(test, float("nan"))
     return verdict_for(name, kind, test, score, threshold, reference, current,
-                       new_categories=new[:20], out_of_range_share=out_of_range)
+                       new_categories=new[:20], new_category_count=len(new), out_of_range_share=out_of_range)
 
 
 def verdict_for(name: str, kind: ColumnKind, test: str, score: float, threshold: float, reference, current,

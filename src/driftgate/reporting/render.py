@@ -82,7 +82,8 @@ def drift_notes(col: ColumnDrift) -> str:
     if col.p_value is not None:
         notes.append(f"p = {col.p_value:.2g}")
     if col.new_categories:
-        notes.append("new: " + ", ".join(col.new_categories[:5]) + (f" and {len(col.new_categories) - 5} more" if len(col.new_categories) > 5 else ""))
+        total = max(col.new_category_count, len(col.new_categories))
+        notes.append("new: " + ", ".join(col.new_categories[:5]) + (f" and {total - 5} more" if total > 5 else ""))
     if col.out_of_range_share >= 0.001:
         notes.append(f"{col.out_of_range_share:.1%} outside the reference range")
     if col.score_error_bound:
