@@ -94,6 +94,10 @@ test: $(VENV)/.installed-dev tools
 test-image: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m image -s $(PYTEST_ARGS)
 
+## Lint the code and its import order (ruff; the config is in pyproject.toml)
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+
 ## Run only the fast tests (no real pipeline runs)
 test-fast: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
@@ -110,4 +114,4 @@ bench: install
 clean:
 	rm -rf reports/batches .pytest_cache
 
-.PHONY: help install data run demo screenshots tools test test-image test-fast test-slow bench clean
+.PHONY: help install data run demo screenshots tools lint test test-image test-fast test-slow bench clean

@@ -183,7 +183,8 @@ def main() -> None:
 
     def start(name: str) -> subprocess.Popen:
         argv, env, ready = commands[name]
-        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=open(work / f"{len(logs)}.log", "w"), stderr=subprocess.STDOUT)
+        with open(work / f"{len(logs)}.log", "w") as log:  # the child keeps its own copy of the descriptor
+            process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         logs.append(process)
         wait_ready(f"http://127.0.0.1:{ports[name]}{ready}", process)
         asyncio.run(open_loop(f"http://127.0.0.1:{ports[name]}/predict", record, args.rate, 2))  # warm up

@@ -57,8 +57,8 @@ def prepared(params, raw_data_dir, tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained(params, prepared):
     """The default model trained on the real training window, with its holdout."""
-    from driftgate.model import train
     from driftgate.data.dataset import select_window, time_split
+    from driftgate.model import train
 
     frame, schema = prepared
     fit_rows, holdout = time_split(select_window(frame, params.windows.train, "train"), params.windows.holdout_fraction)

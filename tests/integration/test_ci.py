@@ -335,7 +335,7 @@ def test_gitlab_breached_threshold_fails_the_gate_job_still_reports_and_alerts(g
     assert result.returncode == 1, result.stdout[-4000:]
     assert " PASS  reproduce" in result.stdout and " FAIL  gate" in result.stdout and " PASS  report" in result.stdout
     gate_log = _job_log(result, "gate")
-    assert "f1 (current 2013-04)" in gate_log and "gate(s) failed: f1 (current 2013-04)" in gate_log
+    assert "f1 (current 2013-04)" in gate_log and "1 of 4 gates failed: f1 (current 2013-04)" in gate_log
     [call] = calls  # the report job ran although the gate failed
     report = call["markdown"]
     assert report.startswith("## :x: driftgate: 1 of 4 gates failed: f1 (current 2013-04)")
