@@ -70,7 +70,7 @@ def f1_gates(metrics: Metrics | dict | None, config: GatesConfig, baseline: Metr
     metrics, baseline = _plain(metrics), _plain(baseline)
     holdout = _number(metrics, "holdout", "f1", domain=UNIT)
     results = [_at_least("f1 (holdout)", holdout, config.f1_min, "holdout F1",
-                         f"see {plots}/confusion_matrix.png and the `model:` params")]
+                         f"see the confusion matrices in {plots} and the `model:` params")]
     current = (metrics or {}).get("current")
     if isinstance(current, dict) and current.get("labelled") is False:
         results.append(GateResult(gate="f1 (current)", value=None, op=">=", threshold=config.f1_min, status="SKIP",

@@ -144,6 +144,9 @@ def ci_report(gate: GateVerdicts | None, metrics: Metrics | None, drift: DriftRe
 
 
 def _caption(image: Path) -> str:
-    return {"confusion_matrix.png": "Confusion matrices", "roc_pr.png": "ROC and precision-recall curves",
-            "curves_against_main.png": "ROC and precision-recall: this run (solid) against the baseline (dashed)",
-            "drift.png": "Reference vs current, most drifted columns"}.get(image.name, image.stem.replace("_", " "))
+    from driftgate.config import Paths
+
+    run = Paths().run
+    return {run.plots.confusion_png.name: "Confusion matrices", run.plots.roc_pr_png.name: "ROC and precision-recall curves",
+            run.curves_against.name: "ROC and precision-recall: this run (solid) against the baseline (dashed)",
+            run.drift.png.name: "Reference vs current, most drifted columns"}.get(image.name, image.stem.replace("_", " "))
