@@ -5,11 +5,13 @@
     make demo                      # the same, after the pipeline has trained the model
 
 REST: POST /predict, GET /health, GET /metrics; OpenAPI docs at /docs and /redoc.
+A bad params.yaml, a missing or tampered model, or a prediction log that is not a database:
+one line saying what and where, and exit code 2.
 """
 
-from driftgate.serving.ui import create_app, serve
-
-app = create_app()
+from driftgate.serving.ui import app_or_exit, main
 
 if __name__ == "__main__":
-    serve(app)
+    main()
+else:  # imported, e.g. `uvicorn app:app`
+    app = app_or_exit()

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -27,7 +30,7 @@ from driftgate.serving.model import ServedModel
 from driftgate.serving.schema import parse_records, records_frame
 from driftgate.serving.service import Service
 from driftgate.store.predictions import PredictionLog
-from tests.conftest import make_tiny_frame
+from tests.conftest import edit_params, make_tiny_frame
 
 
 @pytest.fixture(scope="module")
@@ -465,3 +468,70 @@ def test_a_batch_outside_params_limits_is_refused_and_one_outside_training_is_no
          "e.g. 'enterprise'"], [])
     problems, warnings = batch_problems(unseen, model, "b.csv")
     assert problems == [] and warnings[0].startswith("column 'x1': 1 row(s) outside the training range "), warnings
+
+
+# --------------------------------------------------------------------------- refusing to start
+
+
+def _served_copy(project: Path, folder: Path) -> Path:
+    """params.yaml and the model with its card: what `python app.py` reads at start-up."""
+    (folder / "artifacts").mkdir(parents=True)
+    (folder / "params.yaml").write_text((project / "params.yaml").read_text())
+    for name in ("model.joblib", "model.json"):
+        (folder / "artifacts" / name).write_bytes((project / "artifacts" / name).read_bytes())
+    (folder / "notes.log").write_text("not a database\n")
+    (folder / "table.csv").write_text("x1,x2\n1,2\n")
+    return folder
+
+
+def _tamper(folder: Path) -> None:
+    with open(folder / "artifacts" / "model.joblib", "ab") as handle:
+        handle.write(b"\0")
+
+
+STARTUP_FAILURES = {  # id: (how the copy is broken, what the one line must say)
+    "tampered model": (_tamper, "does not match the model card"),
+    "missing model": (lambda f: (f / "artifacts" / "model.joblib").unlink(), "model file not found"),
+    "missing model card": (lambda f: (f / "artifacts" / "model.json").unlink(), "model card not found"),
+    "params.yaml value out of range": (lambda f: edit_params(f / "params.yaml", **{"serving.max_upload_mb": -5}),
+                                       "params.yaml: serving.max_upload_mb"),
+    "params.yaml not YAML": (lambda f: (f / "params.yaml").write_text("data: [\n"), "is not valid YAML"),
+    "log is a CSV file": (lambda f: edit_params(f / "params.yaml", **{"serving.log": "table.csv"}),
+                          "table.csv: a .csv file is not a database"),
+    "log is a text file": (lambda f: edit_params(f / "params.yaml", **{"serving.log": "notes.log"}),
+                           "notes.log: exists and is not a SQLite database"),
+    "log is a folder": (lambda f: edit_params(f / "params.yaml", **{"serving.log": "artifacts"}),
+                        "artifacts: is a folder, not a prediction log"),
+    "log is a garbage URL": (lambda f: edit_params(f / "params.yaml", **{"serving.log": "nosuch://where/x"}),
+                             "nosuch://where/x: cannot be used as the prediction log"),
+}
+
+
+@pytest.mark.parametrize("case", list(STARTUP_FAILURES))
+def test_python_app_py_refuses_to_start_with_one_line_and_exit_code_2(project, tmp_path, case):
+    from tests.conftest import ROOT
+
+    breaks, says = STARTUP_FAILURES[case]
+    folder = _served_copy(project, tmp_path / "copy")
+    breaks(folder)
+    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": "1"}  # never reached: the checks come first
+    result = subprocess.run([sys.executable, str(ROOT / "app.py")], cwd=folder, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], result.stderr
+    if case.startswith("log is"):
+        assert "serving.log in params.yaml (or --log)" in lines[0]
+
+
+@pytest.mark.parametrize("log", ["table.csv", "artifacts", "nosuch://where/x"], ids=["CSV file", "folder", "garbage URL"])
+def test_driftgate_serve_refuses_a_log_that_is_not_a_database(project, tmp_path, log):
+    folder = _served_copy(project, tmp_path / "copy")
+    driftgate = Path(sys.executable).parent / "driftgate"
+    result = subprocess.run([str(driftgate), "serve", "--log", log, "--port", "1"], cwd=folder, capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "COLUMNS": "300"})
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output and f"{log}:" in output and "set serving.log in params.yaml (or --log)" in output, output
+    assert not (folder / "logs").exists()

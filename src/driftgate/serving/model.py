@@ -51,8 +51,13 @@ class ServedModel:
         pipeline, card = train.load(model_path, card_path)
         fallback = params.data.target.class_names if params else cls.class_names
         names = tuple(card.get("class_names") or fallback)
-        return cls(pipeline, card, FeatureSchema.from_dict(card["features"]), float(card["threshold"]), names,
-                   project=_project(card, card_path, params), limits=params.validation if params else ValidationConfig())
+        try:
+            schema, threshold = FeatureSchema.from_dict(card["features"]), float(card["threshold"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(card_path, f"is not a complete model card (features or threshold: {exc!r})",
+                            "retrain with `dvc repro train`") from None
+        return cls(pipeline, card, schema, threshold, names, project=_project(card, card_path, params),
+                   limits=params.validation if params else ValidationConfig())
 
     def parse(self, payload: Any) -> tuple[list[dict], list[dict]]:
         """A request's records, validated (a pydantic ValidationError names the field), and the

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from driftgate.config import Params, Paths, ValidationConfig, load_params
-from driftgate.errors import DriftgateError
+from driftgate.errors import EXIT_BAD_INPUT, ConfigError, DriftgateError
 from driftgate.serving.api import create_api
 from driftgate.serving.metrics import Metrics
 from driftgate.serving.model import ServedModel
@@ -235,16 +236,18 @@ def monitoring_figure(history: pd.DataFrame, log: pd.DataFrame, gates: dict, thr
 
 def create_app(params_path: Path | str = "params.yaml", model_path: Path | str | None = None, log: str | None = None,
                root: Path | str = "."):
-    """The FastAPI app with the Gradio UI mounted at /. Refuses to start (DataError) when the
-    model's sha256 does not match its card."""
-    import gradio as gr
-
+    """The FastAPI app with the Gradio UI mounted at /. Refuses to start (a DriftgateError naming
+    the file or setting) on a bad params.yaml, a missing model or card, a model whose sha256 does
+    not match its card, or a prediction log that is not a database. These are checked before
+    Gradio is imported, so a refusal takes a second, not ten."""
     root = Path(root)
     params = load_params(root / params_path if not Path(params_path).is_absolute() else params_path)
     paths = Paths(root)
     model = ServedModel.load(Path(model_path) if model_path else paths.model, params)
     log_target = log or params.serving.log
     service = Service(model, PredictionLog(log_target if "://" in log_target else root / log_target), Metrics(paths.gate))
+    import gradio as gr
+
     api = create_api(service, params.serving.max_upload_mb, params.serving.max_batch_rows)
     demo = build_demo(service, params, paths)
     # Gradio refuses a larger upload before it reaches the disk; read_batch checks again.
@@ -369,10 +372,48 @@ def build_demo(service: Service, params: Params, paths: Paths):
     return demo
 
 
+def server_port() -> int:
+    """GRADIO_SERVER_PORT, or 7860."""
+    text = os.environ.get("GRADIO_SERVER_PORT", str(DEFAULT_PORT))
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ConfigError("GRADIO_SERVER_PORT", f"{text!r} is not a port number", f"use a number from 1 to 65535, e.g. {DEFAULT_PORT}")
+    return int(text)
+
+
 def serve(app=None, host: str | None = None, port: int | None = None) -> None:
     """Run the app with uvicorn on GRADIO_SERVER_NAME:GRADIO_SERVER_PORT (127.0.0.1:7860)."""
     import uvicorn
 
     host = host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
-    port = port or int(os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT))
+    port = port or server_port()
     uvicorn.run(app or create_app(), host=host, port=port, log_level="info")
+
+
+def one_line(exc: DriftgateError) -> str:
+    """An error as one line: where, what, and what to do (a YAML parser's multi-line message joined)."""
+    text = f"{exc.where}: {exc.problem}" + (f" -> {exc.hint}" if exc.hint else "")
+    return "error: " + " ".join(text.split())
+
+
+def _refuse(exc: DriftgateError):
+    print(one_line(exc), file=sys.stderr)
+    raise SystemExit(EXIT_BAD_INPUT) from None
+
+
+def app_or_exit(**settings):
+    """`create_app(**settings)`, or, when it refuses to start, the reason as one line on stderr
+    and exit code 2 (what `driftgate serve` does): `python app.py` shows no traceback."""
+    try:
+        return create_app(**settings)
+    except DriftgateError as exc:
+        _refuse(exc)
+
+
+def main() -> None:
+    """`python app.py`: check the settings and the model, then serve; exit code 2 and the reason if it cannot."""
+    try:
+        port = server_port()
+        app = create_app()
+    except DriftgateError as exc:
+        _refuse(exc)
+    serve(app, port=port)
