@@ -122,9 +122,20 @@ def _shot(page, name: str) -> None:
         page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
 
 
-def test_predict_tab_fills_the_form_and_shows_the_decision(page, server):
+@pytest.fixture(scope="module")
+def prediction_log(demo_root):
+    """The server's prediction log (serving.log of the project it serves), read directly."""
+    from driftgate.config import load_params
+    from driftgate.store.predictions import PredictionLog
+
+    setting = load_params(demo_root / "params.yaml").serving.log
+    return PredictionLog(setting if "://" in setting else demo_root / setting)
+
+
+def test_predict_tab_fills_the_form_and_shows_the_decision(page, prediction_log):
     from playwright.sync_api import expect
 
+    before = prediction_log.count()
     page.get_by_role("tab", name="Predict").click()
     if os.environ.get("DRIFTGATE_DEMO_ROOT"):  # the flights model: an evening departure in rain and fog
         for name, value in {"hour": "19", "precip": "0.12", "visib": "1.5"}.items():
@@ -135,12 +146,13 @@ def test_predict_tab_fills_the_form_and_shows_the_decision(page, server):
     verdict = page.locator("#predict-verdict")
     expect(verdict).to_contain_text("probability of", timeout=30_000)
     expect(verdict).to_contain_text("against the threshold")
-    with urllib.request.urlopen(f"{server}/health") as response:
-        assert b'"predictions_logged":' in response.read()
+    assert prediction_log.count() == before + 1  # the click's prediction is in the log, and only it
+    [source] = prediction_log.frame(limit=1)["source"]
+    assert source == "ui"
     _shot(page, "predict")
 
 
-def test_batch_tab_scores_an_upload_and_shows_the_drift_table(page, tmp_path, demo_root):
+def test_batch_tab_scores_an_upload_and_shows_the_drift_table(page, tmp_path, demo_root, prediction_log):
     from playwright.sync_api import expect
 
     batch = tmp_path / "batch.csv"
@@ -154,6 +166,7 @@ def test_batch_tab_scores_an_upload_and_shows_the_drift_table(page, tmp_path, de
         shifted = make_tiny_frame(400, seed=3)
         shifted["x1"] = shifted["x1"] + 1.5
         shifted.to_csv(batch, index=False)
+    rows, before = sum(1 for _ in batch.open()) - 1, prediction_log.count()
     page.get_by_role("tab", name="Batch").click()
     page.locator("#batch-upload input[type=file]").set_input_files(str(batch))
     page.locator("#batch-button").click()
@@ -162,26 +175,33 @@ def test_batch_tab_scores_an_upload_and_shows_the_drift_table(page, tmp_path, de
     expect(status).to_contain_text("Drift:")
     table = page.locator("#batch-drift")
     expect(table).to_contain_text("wasserstein" if not os.environ.get("DRIFTGATE_DEMO_ROOT") else "temp", timeout=30_000)
+    assert prediction_log.count() == before + rows  # every row of the upload is logged
     _shot(page, "batch")
 
 
-def test_batch_tab_refuses_a_file_without_the_models_columns(page, tmp_path):
+def test_batch_tab_refuses_a_file_without_the_models_columns(page, tmp_path, prediction_log):
     from playwright.sync_api import expect
 
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("a,b\n1,2\n")
     page.reload(wait_until="networkidle")  # a fresh upload box
     page.get_by_role("tab", name="Batch").click()
+    before = prediction_log.count()
     page.locator("#batch-upload input[type=file]").set_input_files(str(wrong))
     page.locator("#batch-button").click()
     expect(page.locator("#batch-status")).to_contain_text("none of the model's columns", timeout=30_000)
+    assert prediction_log.count() == before
+    expect(page.locator("#batch-drift")).to_contain_text("drifted")  # the empty table keeps its headers
 
 
-def test_model_and_monitoring_tabs(page):
+def test_model_and_monitoring_tabs(page, demo_root):
     from playwright.sync_api import expect
 
+    card = json.loads((demo_root / "artifacts" / "model.json").read_text())
     page.get_by_role("tab", name="Model").click()
     expect(page.locator("#model-card")).to_contain_text("Decision threshold")
+    for whole in (card["model_sha256"], card["data"]["dataset_sha256"], card["data"]["dataset"]):  # shown whole, not cut
+        expect(page.locator("#model-card")).to_contain_text(whole)
     _shot(page, "model")
     page.get_by_role("tab", name="Monitoring").click()
     page.locator("#monitoring-refresh").click()

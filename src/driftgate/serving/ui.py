@@ -158,24 +158,34 @@ def empty_drift_table() -> pd.DataFrame:
 
 
 def card_markdown(card: dict, metrics: dict | None, positive: str = "positive") -> str:
-    """The model card as Markdown; `positive` is what label 1 is called."""
+    """The model card as Markdown; `positive` is what label 1 is called. Hashes and paths are
+    shown whole, in code spans, so they can be copied and compared."""
+    features = card.get("features", {})
     lines = [f"### Model `{str(card.get('model_sha256', '?'))[:12]}`", "",
+             f"- **Model sha256:** `{card.get('model_sha256', '?')}`",
              f"- **Estimator:** {card.get('estimator')} (driftgate {card.get('driftgate_version')})",
              f"- **Trained on:** {card.get('train_window')} ({card.get('fit_rows', 0):,} rows, "
              f"{card.get('positive_share', 0):.1%} {positive})",
              f"- **Decision threshold:** {card.get('threshold')}",
-             f"- **Data:** {', '.join(f'{k}: `{str(v)[:16]}`' for k, v in (card.get('data') or {}).items())}",
-             f"- **Features:** {', '.join(card.get('features', {}).get('numeric', []))}; "
-             f"{', '.join(card.get('features', {}).get('categorical', []))}",
+             "- **Data:**", *[f"  - {key}: " + (f"`{value}`" if value is not None else "(not recorded)")
+                              for key, value in (card.get("data") or {}).items()],
+             f"- **Features:** {', '.join(features.get('numeric', []))}; {', '.join(features.get('categorical', []))}",
              f"- **Params:** `{json.dumps(card.get('params', {}))}`"]
-    if metrics:
-        lines += ["", "| split | window | F1 | precision | recall | ROC-AUC | PR-AUC |", "|---|---|---|---|---|---|---|"]
-        for split in ("holdout", "current"):
-            m = metrics.get(split) or {}
-            if m:
-                lines.append(f"| {split} | {m.get('window', '')} | {m.get('f1', float('nan')):.3f} | {m.get('precision', float('nan')):.3f} | "
-                             f"{m.get('recall', float('nan')):.3f} | {m.get('roc_auc', float('nan')):.3f} | {m.get('pr_auc', float('nan')):.3f} |")
-    return "\n".join(lines)
+    return "\n".join(lines + _metrics_table(metrics))
+
+
+def _metrics_table(metrics: dict | None) -> list[str]:
+    """metrics.json's holdout and current scores as Markdown table lines (n/a where a split has no labels)."""
+    names = ("f1", "precision", "recall", "roc_auc", "pr_auc")
+    rows = [(split, metrics[split]) for split in ("holdout", "current") if metrics and metrics.get(split)]
+    if not rows:
+        return []
+
+    def shown(value) -> str:
+        return f"{value:.3f}" if isinstance(value, (int, float)) else "n/a"
+
+    return ["", "| split | window | F1 | precision | recall | ROC-AUC | PR-AUC |", "|---|---|---|---|---|---|---|",
+            *[f"| {split} | {m.get('window', '')} | " + " | ".join(shown(m.get(name)) for name in names) + " |" for split, m in rows]]
 
 
 def batch_history(reports: Path) -> pd.DataFrame:
