@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
-from driftgate.errors import ConfigError
+from driftgate.errors import ConfigError, listed
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -29,6 +30,10 @@ class Strict(BaseModel):
 # --------------------------------------------------------------------------- windows
 
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
+_INT = re.compile(r"^\d[\d_]*$")
+_FRACTION = re.compile(r"^(\d+\.\d*|\.\d+|\d+)$")
+WINDOW_SYNTAX = ("a month (2013-04), months (2013-01..2013-03), dates (2013-01-01..2013-03-15), "
+                 "rows (rows 0..8000, rows 8000..) or shares of the rows (0.0..0.8 or rows 0%..80%)")
 
 
 def _month_bounds(text: str) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -36,47 +41,111 @@ def _month_bounds(text: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     return start, start + pd.offsets.MonthBegin(1)
 
 
+def _timestamp(value: Any, text: Any) -> pd.Timestamp:
+    if isinstance(value, bool) or isinstance(value, (int, float)):
+        raise ValueError(f"cannot read {text!r} as a date: a number is not a date (for rows write `rows 0..8000`)")
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ValueError(f"cannot read {text!r} as a date ({exc})") from None
+    if pd.isna(stamp):
+        raise ValueError(f"cannot read {text!r} as a date")
+    return stamp.tz_convert(None) if stamp.tzinfo is not None else stamp
+
+
+_PERCENT = re.compile(r"^(\d+(\.\d*)?)\s*%$")
+
+
+def _parse_rows(text: str, value: str) -> dict:
+    first, sep, last = (part.strip() for part in text.partition(".."))
+    if sep and _PERCENT.match(first) and _PERCENT.match(last):  # rows 0%..80%: a share, as labels show it
+        return {"kind": "fraction", "start": float(_PERCENT.match(first)[1]) / 100, "end": float(_PERCENT.match(last)[1]) / 100}
+    if not sep or not _INT.match(first) or (last and not _INT.match(last)):
+        raise ValueError(f"cannot read {value!r} as rows: write `rows 0..8000` (rows 0 to 7999) or `rows 8000..` (to the last row)")
+    return {"kind": "rows", "start": int(first), "end": int(last) if last else None}
+
+
 class Window(Strict):
-    """A half-open time window [start, end).
+    """A half-open window [start, end) of the dataset, in time or in rows.
 
     Written in params.yaml as a month (`2013-04`), a range of months (`2013-01..2013-03`,
     both included), a range of dates (`2013-01-01..2013-03-15`, end excluded) or a mapping
-    `{start: ..., end: ...}`.
+    `{start: ..., end: ...}` of dates: these need a time (data.time_column or data.time_from).
+    Or as rows: `rows 0..8000` (rows 0 to 7999; without a time column these are the file's
+    rows, 0 being the first under the header; with one, rows counted in time order) and
+    `rows 8000..` (to the last row). Or as shares of the rows in time order: `0.0..0.8`
+    (the first 80%), `0.8..1.0` (the rest), a share having a decimal point; or the same in
+    percent, `rows 0%..80%`, as labels show it.
     """
 
-    start: pd.Timestamp
-    end: pd.Timestamp
+    kind: Literal["time", "rows", "fraction"] = "time"
+    start: Any  # pd.Timestamp (time), int (rows), float (fraction)
+    end: Any  # the same; None for rows to the last row
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     @model_validator(mode="before")
     @classmethod
     def _parse(cls, value: Any) -> Any:
+        if isinstance(value, Window):
+            return value.model_dump()
         if isinstance(value, dict):
-            return {k: pd.Timestamp(v) if k in ("start", "end") else v for k, v in value.items()}
+            if value.get("kind", "time") != "time":
+                return value
+            unknown = sorted(set(map(str, value)) - {"start", "end", "kind"})
+            if unknown:
+                raise ValueError(f"a window mapping has start and end, not {listed(unknown, quote=True)}")
+            return {k: _timestamp(v, v) if k in ("start", "end") else v for k, v in value.items()}
         if not isinstance(value, str):
-            raise ValueError("a window is a month like 2013-04, a range like 2013-01..2013-03, or {start, end}")
+            raise ValueError(f"a window is {WINDOW_SYNTAX} (got {value!r})")
         text = value.strip()
-        try:
-            if ".." in text:
-                first, last = (part.strip() for part in text.split("..", 1))
-                if _MONTH.match(first) and _MONTH.match(last):
-                    return {"start": _month_bounds(first)[0], "end": _month_bounds(last)[1]}
-                return {"start": pd.Timestamp(first), "end": pd.Timestamp(last)}
-            if _MONTH.match(text):
+        if text.lower().startswith("rows"):
+            return _parse_rows(text[4:].strip(), value)
+        if ".." in text:
+            first, last = (part.strip() for part in text.split("..", 1))
+            if _FRACTION.match(first) and _FRACTION.match(last):
+                if "." not in first + last:
+                    raise ValueError(f"{value!r} is ambiguous: write `rows {first}..{last}` for rows, or shares of "
+                                     "the rows with a decimal point (0.0..0.8)")
+                return {"kind": "fraction", "start": float(first), "end": float(last)}
+            if _MONTH.match(first) and _MONTH.match(last):
+                return {"start": _month_bounds(first)[0], "end": _month_bounds(last)[1]}
+            if first and last:
+                return {"start": _timestamp(first, value), "end": _timestamp(last, value)}
+        elif _MONTH.match(text):
+            try:
                 start, end = _month_bounds(text)
-                return {"start": start, "end": end}
-        except ValueError as exc:
-            raise ValueError(f"cannot read {value!r} as dates ({exc})") from exc
-        raise ValueError(f"cannot read {value!r} as a window: use 2013-04, 2013-01..2013-03 or {{start, end}}")
+            except ValueError as exc:
+                raise ValueError(f"cannot read {value!r} as a month ({exc})") from None
+            return {"start": start, "end": end}
+        raise ValueError(f"cannot read {value!r} as a window: use {WINDOW_SYNTAX}")
 
     @model_validator(mode="after")
     def _ordered(self) -> "Window":
-        if self.end <= self.start:
-            raise ValueError(f"end {self.end.date()} must be after start {self.start.date()}")
+        if self.kind == "time":
+            if not isinstance(self.start, pd.Timestamp) or not isinstance(self.end, pd.Timestamp):
+                raise ValueError("a time window has a start and an end date")
+            if self.end <= self.start:
+                raise ValueError(f"end {self.end.date()} must be after start {self.start.date()}")
+        elif self.kind == "rows":
+            if not isinstance(self.start, int) or self.start < 0 or not (self.end is None or isinstance(self.end, int)):
+                raise ValueError("rows are counted from 0: write `rows 0..8000`")
+            if self.end is not None and self.end <= self.start:
+                raise ValueError(f"end row {self.end} must be after start row {self.start}")
+        else:
+            if not 0.0 <= self.start < self.end <= 1.0:
+                raise ValueError(f"shares of the rows run from 0.0 to 1.0 with start < end (got {self.start:g}..{self.end:g})")
         return self
 
     @property
+    def is_time(self) -> bool:
+        return self.kind == "time"
+
+    @property
     def label(self) -> str:
+        if self.kind == "rows":
+            return f"rows {self.start}..{'' if self.end is None else self.end}"
+        if self.kind == "fraction":
+            return f"rows {round(self.start * 100, 2):g}%..{round(self.end * 100, 2):g}%"
         last = self.end - pd.Timedelta(days=1)
         if self.start.day == 1 and self.end.day == 1 and self.start.time() == self.end.time() == pd.Timestamp(0).time():
             first_m, last_m = self.start.strftime("%Y-%m"), last.strftime("%Y-%m")
@@ -89,7 +158,13 @@ def parse_window(text: str, where: str = "--current") -> Window:
     try:
         return Window.model_validate(text)
     except ValidationError as exc:
-        raise ConfigError(where, exc.errors()[0]["msg"], "use a month like 2013-07 or a range like 2013-06..2013-08") from exc
+        problem = _message(exc.errors()[0])
+        raise ConfigError(where, problem, "fix the window" if WINDOW_SYNTAX in problem else f"use {WINDOW_SYNTAX}") from None
+
+
+def _message(error: dict[str, Any]) -> str:
+    """pydantic's message without its 'Value error, ' prefix."""
+    return re.sub(r"^(Value|Assertion) error, ", "", str(error["msg"]))
 
 
 # --------------------------------------------------------------------------- sections
@@ -122,12 +197,89 @@ class FeatureConfig(Strict):
         return self
 
 
+TimeUnit = Literal["seconds", "milliseconds", "microseconds", "nanoseconds", "minutes", "hours", "days"]
+TIME_UNITS: dict[str, str] = {"seconds": "s", "milliseconds": "ms", "microseconds": "us", "nanoseconds": "ns",
+                              "minutes": "m", "hours": "h", "days": "D"}  # pandas' names
+TimePart = str | StrictInt  # a column name, or one number for every row (e.g. year: 2013)
+
+
+class TimeFrom(Strict):
+    """data.time_from: the time built from columns (or fixed numbers) for its parts.
+
+    `{year: year, month: month, day: day, hour: hour}`; `day_of_year` instead of month and day
+    (`{year: 2013, day_of_year: doy}`); hour, minute and second are optional (0)."""
+
+    year: TimePart
+    month: TimePart | None = None
+    day: TimePart | None = None
+    day_of_year: TimePart | None = None
+    hour: TimePart | None = None
+    minute: TimePart | None = None
+    second: TimePart | None = None
+
+    @model_validator(mode="after")
+    def _calendar(self) -> "TimeFrom":
+        month_and_day = (self.month is not None, self.day is not None)
+        if self.day_of_year is not None:
+            if any(month_and_day):
+                raise ValueError("day_of_year replaces month and day: give one or the other")
+        elif not all(month_and_day):
+            raise ValueError("needs month and day, or day_of_year (besides year)")
+        return self
+
+    def parts(self) -> dict[str, str | int]:
+        return {name: value for name, value in self.model_dump().items() if value is not None}
+
+    @property
+    def columns(self) -> list[str]:
+        return [value for value in self.parts().values() if isinstance(value, str)]
+
+
 class DataConfig(Strict):
+    """Where the data is and how to read it. The time that orders the rows is data.time_column
+    (dates; numbers only with data.time_unit or data.time_format) or data.time_from (parts); with
+    neither, the file's row order is its time, and windows are rows or shares of the rows."""
+
     path: Path
     join: JoinConfig | None = None
-    time_column: str
+    time_column: str | None = None
+    time_from: TimeFrom | None = None
+    time_unit: TimeUnit | None = None  # time_column holds numbers: units since time_origin
+    time_origin: str | None = None  # with time_unit; default the Unix epoch, 1970-01-01
+    time_format: str | None = None  # time_column's strftime format, e.g. "%d/%m/%Y %H:%M" or "%Y%m%d"
     target: TargetConfig
     features: FeatureConfig = FeatureConfig()
+
+    @field_validator("time_origin", mode="before")
+    @classmethod
+    def _origin(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (str, date)):
+            raise ValueError(f"time_origin is a date like 1970-01-01 (got {value!r})")
+        try:
+            pd.Timestamp(value)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"cannot read {value!r} as a date ({exc})") from None
+        return value.isoformat() if isinstance(value, date) else value
+
+    @field_validator("time_column", "time_format")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("is empty: leave the key out instead")
+        return value
+
+    @property
+    def has_time(self) -> bool:
+        return self.time_column is not None or self.time_from is not None
+
+    @property
+    def time_columns(self) -> list[str]:
+        """The columns the time is read from (none: row order)."""
+        if self.time_from is not None:
+            return self.time_from.columns
+        return [self.time_column] if self.time_column else []
 
 
 class ValidationConfig(Strict):
@@ -263,38 +415,162 @@ class Params(Strict):
 
 # --------------------------------------------------------------------------- loading
 
+_UNION_TAGS = re.compile(r"\.(tuple|list|dict|str|int|float|bool|none|function-[a-z]+|is-instance|literal|lax-or-strict|"
+                         r"union|nullable|json-or-python|chain)(\[[^\]]*\])?(?=\.|$)")
+_BOMS = ((b"\xef\xbb\xbf", "UTF-8 with a byte-order mark"), (b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
+         (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
+
 
 def _format_error(path: Path, error: dict[str, Any]) -> ConfigError:
-    key = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-"))
-    key = re.sub(r"\.(tuple|list|dict)\[.*?\]", "", key)
+    key = ".".join(str(part) for part in error["loc"])
+    key = _UNION_TAGS.sub("", key) or "(top level)"
     got = error.get("input")
     kind = error["type"]
     if kind == "extra_forbidden":
         return ConfigError(f"{path}: {key}", "unknown key", "remove it or fix its spelling (see README: params.yaml)")
     if kind == "missing":
         return ConfigError(f"{path}: {key}", "required key is missing", "add it (see README: params.yaml)")
-    shown = repr(got) if not isinstance(got, dict) else "a mapping"
-    return ConfigError(f"{path}: {key}", f"{error['msg']} (got {shown})", "fix the value in params.yaml")
+    shown = "a mapping" if isinstance(got, dict) else repr(got)
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    return ConfigError(f"{path}: {key}", f"{_message(error)} (got {shown})", "fix the value in params.yaml (see README: params.yaml)")
+
+
+def _duplicate_keys(node: yaml.Node, path: tuple[str, ...] = ()) -> list[tuple[str, int, int]]:
+    """Keys given twice in one mapping, at any depth, as (dotted key, first line, second line).
+    PyYAML would keep the last one silently."""
+    found: list[tuple[str, int, int]] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                found.append((".".join((*path, key)), seen[key], line))
+            else:
+                seen[key] = line
+            found.extend(_duplicate_keys(value_node, (*path, key)))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found.extend(_duplicate_keys(item, (*path, str(index))))
+    return found
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file as Python data, refusing what PyYAML would take silently: a key given twice
+    (at any depth), a file that is not UTF-8 text (another encoding, a byte-order mark, binary data)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(path, f"cannot be read ({exc.strerror or exc})", "check the path and its permissions") from None
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            raise ConfigError(path, f"is encoded as {name}", "save it as UTF-8 without a byte-order mark")
+    if b"\0" in data:
+        raise ConfigError(path, f"holds binary data (a NUL byte at offset {data.find(bytes(1))}), not YAML text",
+                          "point --params at the params.yaml text file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(path, f"is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line})",
+                          "save it as UTF-8 (your editor's 'encoding' setting, or `iconv -t utf-8`)") from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        duplicates = _duplicate_keys(node)
+        if duplicates:
+            key, first, second = duplicates[0]
+            more = f" (and {len(duplicates) - 1} more: {listed([d[0] for d in duplicates[1:]])})" if len(duplicates) > 1 else ""
+            raise ConfigError(f"{path}: {key}", f"is given twice, on lines {first} and {second}{more}",
+                              "keep one of them: YAML would silently use the last")
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, f"is not valid YAML ({' '.join(str(exc).split())})",
+                          "fix the syntax at the line and column named") from None
+    except RecursionError:
+        raise ConfigError(path, "is nested too deeply to be settings", "see README: params.yaml") from None
+    finally:
+        loader.dispose()
+
+
+def _consistency(params: Params) -> list[tuple[str, str, str]]:
+    """Settings that are each valid but do not fit together, as (key, problem, what to do)."""
+    data, features = params.data, params.data.features
+    problems: list[tuple[str, str, str]] = []
+    if data.time_column and data.time_from:
+        problems.append(("data.time_from", "is given together with data.time_column",
+                         "keep one: time_column reads one column, time_from builds the time from several"))
+    for key in ("time_unit", "time_format", "time_origin"):
+        if getattr(data, key) is not None and not data.time_column:
+            problems.append((f"data.{key}", "says how to read data.time_column, which is not set",
+                             "set data.time_column, or remove the key"))
+    if data.time_unit and data.time_format:
+        problems.append(("data.time_format", "is given together with data.time_unit",
+                         "time_unit reads numbers, time_format reads text: keep one"))
+    if data.time_origin and not data.time_unit:
+        problems.append(("data.time_origin", "needs data.time_unit (what the numbers count)", "set data.time_unit, or remove time_origin"))
+    if features.time_parts and not data.has_time:
+        problems.append(("data.features.time_parts", f"{listed(features.time_parts)} need a time, and the data has none "
+                         "(no data.time_column or data.time_from)",
+                         "set data.time_column or data.time_from, or remove time_parts"))
+    for kind in ("numeric", "categorical"):
+        columns = getattr(features, kind) or []
+        if data.target.column in columns:
+            problems.append((f"data.features.{kind}", f"lists '{data.target.column}', the target column (data.target.column)",
+                             "remove it: the model would read its own answer"))
+        both = [c for c in columns if c in features.time_parts]
+        if both:
+            problems.append((f"data.features.{kind}", f"lists {listed(both, quote=True)}, also in data.features.time_parts",
+                             "derive it from the time (time_parts) or read it from the file, not both"))
+        excluded = [c for c in columns if c in features.exclude]
+        if excluded:
+            problems.append(("data.features.exclude", f"lists {listed(excluded, quote=True)}, also in data.features.{kind}",
+                             "a column is a feature or excluded, not both"))
+        repeated = [c for c in dict.fromkeys(columns) if columns.count(c) > 1]
+        if repeated:
+            problems.append((f"data.features.{kind}", f"lists {listed(repeated, quote=True)} more than once", "list each column once"))
+    if not data.has_time:
+        for name in ("train", "reference", "current"):
+            window = getattr(params.windows, name)
+            if window is not None and window.is_time:
+                problems.append((f"windows.{name}", f"{window.label} is a time window, but the data has no time "
+                                 "(no data.time_column or data.time_from)",
+                                 "use rows (rows 0..8000, rows 8000..) or shares of the rows (0.0..0.8), or set data.time_column"))
+    if features.numeric is not None:
+        numeric = [*features.numeric, *features.time_parts]
+        for column in params.model.monotonic:
+            if column not in numeric:
+                problems.append((f"model.monotonic.{column}", "is not a numeric feature (data.features.numeric)",
+                                 f"use one of: {listed(numeric)}"))
+    return problems
 
 
 def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(path, "params file not found", "run from the project root or pass --params PATH")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(path, f"is not valid YAML ({exc})", "fix the syntax; `python -c 'import yaml'` can help locate it") from exc
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(path, "must be a mapping of sections (data, windows, gates, ...)", "see README: params.yaml")
     try:
-        return Params.model_validate(raw)
+        params = Params.model_validate(raw)
     except ValidationError as exc:
-        errors = [_format_error(path, err) for err in exc.errors()]
+        errors = list({e.where: e for e in (_format_error(path, err) for err in exc.errors())}.values())
         first = errors[0]
         if len(errors) > 1:
-            first.problem += f" (and {len(errors) - 1} more: " + "; ".join(e.where.split(": ", 1)[1] for e in errors[1:]) + ")"
+            more = [e.where.split(": ", 1)[1] for e in errors[1:]]
+            first = ConfigError(first.where, f"{first.problem} (and {len(more)} more: {listed(more, sep='; ')})", first.hint)
         raise first from None
+    problems = _consistency(params)
+    if problems:
+        key, problem, hint = problems[0]
+        more = f" (and {len(problems) - 1} more: {listed([p[0] for p in problems[1:]], sep='; ')})" if len(problems) > 1 else ""
+        raise ConfigError(f"{path}: {key}", problem + more, hint)
+    return params
 
 
 # --------------------------------------------------------------------------- paths

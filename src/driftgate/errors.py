@@ -34,9 +34,13 @@ class DataError(DriftgateError):
     """A data file is missing, empty, or does not match the schema."""
 
 
-def listed(items, limit: int = 6, quote: bool = False) -> str:
-    """Items for a message, never cut off silently: "a, b, c and 4 more"."""
+def listed(items, limit: int = 6, quote: bool = False, sep: str = ", ") -> str:
+    """Items for a message, never cut off silently: "a, b, c and 4 more".
+
+    Every list a message shows goes through here (`quote` puts each item in quotes, `sep` joins
+    whole sentences with "; "), so no message stops at an arbitrary item without saying so.
+    """
     names = [f"'{item}'" if quote else str(item) for item in items]
     if len(names) <= limit:
-        return ", ".join(names)
-    return f"{', '.join(names[:limit])} and {len(names) - limit} more"
+        return sep.join(names)
+    return f"{sep.join(names[:limit])} and {len(names) - limit} more"

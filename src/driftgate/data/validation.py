@@ -17,6 +17,7 @@ from pandera.errors import SchemaErrors
 
 from driftgate.config import Params
 from driftgate.data.dataset import LABEL, TIME, FeatureSchema
+from driftgate.errors import ConfigError, listed
 
 MAX_EXAMPLES = 5
 
@@ -28,11 +29,31 @@ class Finding:
     failures: int
     examples: list[str] = field(default_factory=list)
     hint: str = ""
+    more_values: int = 0  # distinct failing values beyond the examples
 
     def line(self) -> str:
-        shown = f", e.g. {', '.join(self.examples)}" if self.examples else ""
+        more = f" and {self.more_values} more value(s)" if self.more_values else ""
+        shown = f", e.g. {', '.join(self.examples)}{more}" if self.examples else ""
         text = f"column '{self.column}': check `{self.check}` failed for {self.failures} row(s){shown}"
         return f"{text} -> {self.hint}" if self.hint else text
+
+
+def check_rules(params: Params, schema: FeatureSchema) -> None:
+    """validation.ranges, .allowed and .null_share name features of the right kind: a rule for a
+    column that is not a feature (a typo, or a column left out) would otherwise check nothing."""
+    rules = params.validation
+    for key, names, kind in (("ranges", rules.ranges, "numeric"), ("allowed", rules.allowed, "categorical"),
+                             ("null_share", rules.null_share, None)):
+        for column in names:
+            if column not in schema.columns:
+                raise ConfigError(f"params.yaml: validation.{key}.{column}", "is not a feature, so the rule would check nothing",
+                                  f"fix the column name, or remove the rule; features: {listed(schema.columns, limit=20)}")
+            if kind == "numeric" and column not in schema.numeric:
+                raise ConfigError(f"params.yaml: validation.ranges.{column}", "is a range for a categorical feature",
+                                  "list allowed values under validation.allowed instead, or list the column under data.features.numeric")
+            if kind == "categorical" and column not in schema.categorical:
+                raise ConfigError(f"params.yaml: validation.allowed.{column}", "lists values for a numeric feature",
+                                  "give a [low, high] range under validation.ranges instead, or list the column under data.features.categorical")
 
 
 def build_schema(params: Params, schema: FeatureSchema) -> pa.DataFrameSchema:
@@ -77,7 +98,8 @@ def _findings_from(errors: SchemaErrors) -> list[Finding]:
             hint = f"fix the values, or widen validation.ranges.{column} in params.yaml"
         elif check.startswith("isin"):
             hint = f"fix the values, or add them to validation.allowed.{column} in params.yaml"
-        findings.append(Finding(str(column), check, count, list(dict.fromkeys(values))[:MAX_EXAMPLES], hint))
+        unique = list(dict.fromkeys(values))
+        findings.append(Finding(str(column), check, count, unique[:MAX_EXAMPLES], hint, max(len(unique) - MAX_EXAMPLES, 0)))
     return findings
 
 
@@ -113,6 +135,7 @@ def _label_findings(frame: pd.DataFrame, params: Params) -> list[Finding]:
 
 def validate_frame(frame: pd.DataFrame, params: Params, schema: FeatureSchema) -> tuple[pd.DataFrame, list[Finding]]:
     """Check the modelling frame. Returns the frame with numeric columns as float, and findings."""
+    check_rules(params, schema)
     findings: list[Finding] = []
     if len(frame) < params.validation.min_rows:
         findings.append(Finding("(rows)", f"row count >= {params.validation.min_rows}", len(frame), [f"{len(frame)} rows"]))
