@@ -191,7 +191,7 @@ def test_a_tampered_model_refuses_to_start(project, tmp_path):
 
 
 def test_batch_problems_name_the_column_and_what_is_wrong(service):
-    from driftgate.serving.ui import batch_problems
+    from driftgate.serving.uploads import batch_problems
 
     model = service.model
     good = make_tiny_frame(50)
@@ -253,12 +253,12 @@ def test_a_failing_batch_fails_only_its_requests_and_the_server_keeps_scoring(sk
     ("header.csv", b"x1,x2,plan\n", "Cannot read header.csv:** file has a header but no rows. Upload a CSV"),
     ("broken.csv", b'x1,x2,plan\n0.5,"3.0\n', "Cannot read broken.csv"),
     ("binary.parquet", b"\x00\x01not parquet at all", "Cannot read binary.parquet"),
-    ("semicolons.csv", b"x1;x2;plan\n0.5;3.0;pro\n", "semicolons.csv has none of the model's columns (x1, x2, plan)"),
+    ("semicolons.csv", b"x1;x2;plan\n0.5;3.0;pro\n", "Cannot read semicolons.csv:** has one column 'x1;x2;plan': it looks separated by semicolons"),
     ("big.csv", b"x1,x2,plan\n" + b"0.5,3.0,pro\n" * 100_000, "over the 1 MB limit (serving.max_upload_mb in params.yaml)"),
     ("long.csv", b"x1,x2,plan\n" + b"0.5,3.0,pro\n" * 60, "long.csv has 60 rows**, over serving.max_batch_rows (50)"),
 ], ids=["empty file", "header only", "malformed CSV", "not Parquet", "semicolon-separated", "over the size cap", "over the row cap"])
 def test_uploads_that_cannot_be_scored_are_refused_with_the_reason(service, tmp_path, name, content, message):
-    from driftgate.serving.ui import read_batch
+    from driftgate.serving.uploads import read_batch
 
     path = tmp_path / name
     path.write_bytes(content)
@@ -268,7 +268,7 @@ def test_uploads_that_cannot_be_scored_are_refused_with_the_reason(service, tmp_
 
 
 def test_an_upload_that_can_be_scored_comes_back_with_its_warnings(service, tmp_path):
-    from driftgate.serving.ui import read_batch
+    from driftgate.serving.uploads import read_batch
 
     batch = make_tiny_frame(40)
     batch.loc[0, "plan"] = "enterprise"
@@ -453,7 +453,7 @@ def test_the_predict_form_scores_a_value_outside_the_training_range_with_a_note(
 
 
 def test_a_batch_outside_params_limits_is_refused_and_one_outside_training_is_noted(limited):
-    from driftgate.serving.ui import batch_problems
+    from driftgate.serving.uploads import batch_problems
 
     model = limited.model
     good = make_tiny_frame(50)

@@ -82,8 +82,10 @@ def create_api(service: Service, max_body_mb: float = 20.0, max_records: int = 2
     A /predict body over `max_body_mb` is refused with a 413 before it is read; a list of
     more than `max_records` records with a 422 (serving.max_upload_mb, serving.max_batch_rows)."""
     from fastapi import Body, FastAPI
+    from fastapi.exception_handlers import http_exception_handler
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, Response
+    from starlette.exceptions import HTTPException as StarletteHTTPException
     from threadpoolctl import threadpool_limits
 
     # Requests already run in parallel (FastAPI's thread pool). OpenMP threads inside each
@@ -139,6 +141,13 @@ def create_api(service: Service, max_body_mb: float = 20.0, max_records: int = 2
     def metrics():
         body, content_type = service.metrics.exposition()
         return Response(body, media_type=content_type)
+
+    @api.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        if request.url.path == "/predict" and exc.status_code == 400:  # FastAPI could not decode the body at all
+            return JSONResponse({"detail": [{"field": "body", "type": "unreadable_body", "message":
+                                             "the body cannot be read as JSON: send UTF-8 JSON text"}]}, status_code=400)
+        return await http_exception_handler(request, exc)
 
     @api.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError):

@@ -23,6 +23,7 @@ from driftgate.serving.metrics import Metrics
 from driftgate.serving.model import ServedModel
 from driftgate.serving.schema import readable_error
 from driftgate.serving.service import Service
+from driftgate.serving.uploads import read_batch
 from driftgate.store.predictions import PredictionLog
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -32,100 +33,6 @@ DRIFT_COLUMNS = ["column", "type", "test", "score", "drift if", "drifted"]  # th
 
 
 # --------------------------------------------------------------------------- pure helpers
-
-
-def read_batch(path: Path, model: ServedModel, max_mb: float, max_rows: int) -> tuple[pd.DataFrame | None, str, list[str]]:
-    """An uploaded batch: (frame, "", warnings), or (None, why it is refused, []). Refused: over
-    the size cap, unreadable (empty, malformed, not CSV or Parquet), over the row cap, or with
-    problems in its columns (`batch_problems`)."""
-    from driftgate.io import read_table
-
-    size = path.stat().st_size
-    if size > max_mb * 1024 * 1024:
-        return None, (f"**{path.name} is {size / 1e6:.1f} MB**, over the {max_mb:g} MB limit "
-                      "(serving.max_upload_mb in params.yaml)."), []
-    try:
-        frame = read_table(path)
-    except DriftgateError as exc:
-        # read_table's hints speak of params.yaml; an upload needs its own
-        return None, (f"**Cannot read {path.name}:** {exc.problem}. Upload a CSV or Parquet file with a header "
-                      "row and at least one row of data."), []
-    if len(frame) > max_rows:
-        return None, f"**{path.name} has {len(frame):,} rows**, over serving.max_batch_rows ({max_rows:,}).", []
-    problems, warnings = batch_problems(frame, model, path.name)
-    if problems:
-        return None, "**Cannot score this batch:**\n\n" + "\n".join(f"- {p}" for p in problems), []
-    return frame, "", warnings
-
-
-def batch_problems(frame: pd.DataFrame, model: ServedModel, name: str) -> tuple[list[str], list[str]]:
-    """(problems, warnings) of a batch, one line each, naming the column. Problems stop the
-    scoring: missing columns, text or infinities in a number column, values outside the hard
-    limits of params.yaml (validation.ranges, validation.allowed). Warnings do not: numbers
-    outside the training range, and categories the model never saw (scored as missing, which
-    is what the model's encoder does with them)."""
-    if frame.empty:
-        return [f"{name} has no rows"], []
-    schema = model.schema
-    missing = [c for c in schema.columns if c not in frame.columns]
-    if len(missing) == len(schema.columns):
-        return [f"{name} has none of the model's columns ({', '.join(schema.columns)})"], []
-    problems = [f"missing column(s): {', '.join(missing)}"] if missing else []
-    warnings: list[str] = []
-    for column in schema.columns:
-        if column in frame.columns:
-            check = _number_column if column in schema.numeric else _category_column
-            found, noted = check(frame[column], column, model)
-            problems += found
-            warnings += noted
-    return problems, warnings
-
-
-def _number_column(column: pd.Series, name: str, model: ServedModel) -> tuple[list[str], list[str]]:
-    """(problems, warnings) of one number column of a batch."""
-    problems: list[str] = []
-    values = pd.to_numeric(column, errors="coerce")
-    text = column[values.isna() & column.notna()]
-    if len(text):
-        problems.append(f"column '{name}' has {len(text)} value(s) that are not numbers, e.g. {text.iloc[0]!r}")
-    numbers = values.to_numpy(dtype=float, na_value=np.nan)
-    infinite = np.isinf(numbers)
-    if infinite.any():
-        problems.append(f"column '{name}' has {int(infinite.sum())} infinite value(s)")
-    finite = numbers[np.isfinite(numbers)]
-    if name in model.limits.ranges:
-        low, high = model.limits.ranges[name]
-        outside = finite[(finite < low) | (finite > high)]
-        if len(outside):
-            problems.append(f"column '{name}' has {len(outside)} value(s) outside the allowed range [{low:g}, {high:g}] "
-                            f"(validation.ranges in params.yaml), e.g. {outside[0]:g}")
-    if problems:
-        return problems, []
-    info = model.card.get("feature_profile", {}).get("numeric", {}).get(name, {})
-    if info.get("min") is not None and info.get("max") is not None:
-        unseen = int(((finite < info["min"]) | (finite > info["max"])).sum())
-        if unseen:
-            return [], [f"column '{name}': {unseen:,} row(s) outside the training range {info['min']:g} to "
-                        f"{info['max']:g}: the model never saw such values, so treat their scores with care"]
-    return [], []
-
-
-def _category_column(column: pd.Series, name: str, model: ServedModel) -> tuple[list[str], list[str]]:
-    """(problems, warnings) of one category column of a batch."""
-    values = column.dropna().astype(str)
-    if name in model.limits.allowed:
-        refused = sorted(set(values) - set(model.limits.allowed[name]))
-        if refused:
-            rows = int((~values.isin(model.limits.allowed[name])).sum())
-            return [f"column '{name}' has {rows:,} value(s) that are not allowed (validation.allowed in params.yaml: "
-                    f"{', '.join(model.limits.allowed[name])}), e.g. {refused[0]!r}"], []
-    known = set(model.card.get("feature_profile", {}).get("categorical", {}).get(name, {}).get("categories", []))
-    unknown = sorted(set(values) - known) if known else []
-    if unknown:
-        rows = int((~values.isin(known)).sum())
-        return [], [f"column '{name}': {rows:,} row(s) with categories the model never saw, scored as "
-                    f"missing: {', '.join(unknown[:8])}" + (" ..." if len(unknown) > 8 else "")]
-    return [], []
 
 
 def number_info(name: str, info: dict, limits: ValidationConfig) -> str | None:
@@ -312,7 +219,8 @@ def build_demo(service: Service, params: Params, paths: Paths):
         with gr.Tab("Batch"):
             gr.Markdown(f"Upload a CSV or Parquet file with the model's columns (up to {params.serving.max_upload_mb:g} MB): "
                         "you get the predictions as a file and a drift check of the batch against the training data.")
-            upload = gr.File(label="batch (CSV or Parquet)", file_types=[".csv", ".parquet"], elem_id="batch-upload")
+            # No file_types: Gradio would refuse other names itself, with a traceback in the server's log; read_batch says why.
+            upload = gr.File(label="batch (CSV or Parquet)", elem_id="batch-upload")
             run = gr.Button("Score and check drift", variant="primary", elem_id="batch-button")
             batch_status = gr.Markdown(elem_id="batch-status")
             download = gr.File(label="predictions", elem_id="batch-download")
@@ -356,7 +264,14 @@ def build_demo(service: Service, params: Params, paths: Paths):
                     status += " (No reference data here, so no drift check: run the pipeline first.)"
                 return status, str(result_path), empty_drift_table() if table is None else table, image
 
-            run.click(score_batch, [upload], [batch_status, download, drift_table, drift_image], api_name="batch")
+            def score_or_refuse(file):
+                """score_batch, with a problem found past read_batch's checks said in the tab, not as an error."""
+                try:
+                    return score_batch(file)
+                except DriftgateError as exc:
+                    return f"**Cannot score this batch:** {exc.problem}", None, empty_drift_table(), None
+
+            run.click(score_or_refuse, [upload], [batch_status, download, drift_table, drift_image], api_name="batch")
 
         with gr.Tab("Model"):
             gr.Markdown(card_markdown(model.card, read_json(paths.metrics), positive), elem_id="model-card")
