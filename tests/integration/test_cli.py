@@ -366,3 +366,17 @@ def test_calibrated_mode_from_the_command_line(two_files):
         other = from_sketches["columns"][name]
         assert (other["test"], other["drift"]) == (col["test"], col["drift"]), name
         assert 0 < other["p_value"] <= 1
+
+
+@pytest.mark.parametrize(("spoil", "named"), [
+    (lambda f: f.assign(x1=f["x1"].where(f.index != 3, np.inf)), "x1"),
+    (lambda f: f.assign(x2=np.nan), "x2"),
+    (lambda f: f.assign(x1=f["x1"].astype(object).where(f.index != 5, "abc")), "x1"),
+], ids=["infinity", "empty column", "text in a number column"])
+def test_drift_between_two_files_refuses_a_spoilt_current_file(two_files, spoil, named):
+    folder, _, current = two_files
+    spoil(current).to_csv(folder / "current.csv", index=False)
+    result = invoke("drift", "--reference", "reference.parquet", "--current", "current.csv", "--out", "out")
+    assert result.exit_code == 2, result.output
+    assert "current.csv" in result.output and f"'{named}'" in result.output
+    assert "Traceback" not in result.output and not (folder / "out" / "drift.json").exists()

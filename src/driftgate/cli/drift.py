@@ -152,7 +152,7 @@ def pipeline_frames(params_path: Path, current: Optional[str], model_path: Path,
     params, pipeline, schema, dataset = model_and_dataset(params_path, model_path, dataset_path)
     reference_window = params.windows.reference_window
     reference = select_window(dataset, reference_window, "reference")
-    batch = current_batch(params, current, dataset)
+    batch = current_batch(params, current, dataset, schema)
     ref, cur, kinds = drift_frames(params, schema, reference, batch.frame, lambda frame: pipeline.predict_proba(frame)[:, 1])
     return ref, cur, kinds, (reference_window.label, batch.label)
 
@@ -163,8 +163,13 @@ def _drift_files(reference_path: Path, current: Optional[str], target: Optional[
 
     if not current:
         raise DriftgateError("--current", "is required with --reference", "pass the current batch as a CSV or Parquet file")
+    from driftgate.io import check_table
+
     ref, cur = read_table(reference_path, strings_as_categories=True), read_table(current, strings_as_categories=True)
     kinds = infer_kinds(ref, cur, str(reference_path), current)
+    numeric = [c for c, kind in kinds.items() if kind == "numeric"]
+    check_table(ref, reference_path, numeric_columns=numeric, columns=list(kinds))
+    check_table(cur, current, numeric_columns=numeric, columns=list(kinds))
     for option, column in (("--target", target), ("--prediction", prediction)):
         if column is not None and column not in kinds:
             raise DriftgateError(option, f"column '{column}' is not in both {reference_path} and {current}",

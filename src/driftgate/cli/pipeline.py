@@ -118,7 +118,7 @@ def evaluate(
     layout = RunLayout(out_dir)
     params, pipeline, schema, dataset = model_and_dataset(params_path, model_path, dataset_path)
     _, holdout = time_split(select_window(dataset, params.windows.train, "train"), params.windows.holdout_fraction)
-    batch = current_batch(params, current, dataset)
+    batch = current_batch(params, current, dataset, schema)
     windows = {"holdout": f"last {params.windows.holdout_fraction:.0%} of {params.windows.train.label}", "current": batch.label}
     threshold = params.model.threshold
     splits: dict[str, SplitMetrics] = {}

@@ -35,15 +35,19 @@ def is_log(source: str) -> bool:
     return Path(source).suffix.lower() in LOG_SUFFIXES or "://" in source
 
 
-def current_batch(params: Params, current: str | None, dataset: pd.DataFrame | None) -> Batch:
-    """The current batch: `current` (a window, a file or a prediction log), else windows.current."""
+def current_batch(params: Params, current: str | None, dataset: pd.DataFrame | None,
+                  schema: FeatureSchema | None = None) -> Batch:
+    """The current batch: `current` (a window, a file or a prediction log), else windows.current.
+    A file or a log is checked as `validate` checks the dataset (io.check_table) against the
+    model's features (`schema`, from its card): repeated or empty columns, text, true/false or
+    +-inf in a number column are an error naming the source and the column."""
     if current and is_log(current):
-        return log_batch(current)
+        return log_batch(current, schema)
     if current and Path(current).suffix.lower() in TABLE_SUFFIXES:
         from driftgate.data.dataset import prepare_frame
         from driftgate.io import read_table
 
-        frame, _ = prepare_frame(read_table(current), params, current, require_label=False)
+        frame, _ = prepare_frame(read_table(current), params, current, require_label=False, schema=schema)
         return Batch(frame, Path(current).name)
     window: Window = parse_window(current) if current else params.windows.current
     if dataset is None:
@@ -51,7 +55,7 @@ def current_batch(params: Params, current: str | None, dataset: pd.DataFrame | N
     return Batch(select_window(dataset, window, "current"), window.label)
 
 
-def log_batch(source: str) -> Batch:
+def log_batch(source: str, schema: FeatureSchema | None = None) -> Batch:
     """The served predictions' inputs as the current batch (no labels: drift only)."""
     try:
         from driftgate.store.predictions import PredictionLog
@@ -62,6 +66,14 @@ def log_batch(source: str) -> Batch:
     frame = PredictionLog(source).frame()
     if frame.empty:
         raise DataError(source, "the prediction log is empty", "make some predictions first")
+    if schema is not None:
+        from driftgate.io import check_table
+
+        missing = [c for c in schema.columns if c not in frame.columns]
+        if missing:
+            raise DataError(source, f"the logged inputs lack the model's column(s) {', '.join(missing)}",
+                            "the log was written for another model: point --current at this model's log")
+        check_table(frame, source, numeric_columns=schema.numeric, columns=schema.columns)
     return Batch(frame, f"prediction log ({len(frame):,} predictions)")
 
 
