@@ -445,6 +445,13 @@ def test_the_predict_form_refuses_values_outside_the_limits_and_logs_nothing(dem
     assert "probability of positive" in message and "note:" not in message and log.count() == 1
 
 
+def test_the_predict_form_refuses_a_category_params_does_not_allow(demo, capfd):
+    client, log = demo
+    label, message = gradio_call(client, "predict", [0.5, 3.0, "enterprise"])
+    assert "`plan`: 'enterprise' is not allowed: use one of basic, pro, team (validation.allowed in params.yaml)" in message
+    assert log.count() == 0 and "Traceback" not in capfd.readouterr().err
+
+
 def test_the_predict_form_scores_a_value_outside_the_training_range_with_a_note(demo):
     client, log = demo
     label, message = gradio_call(client, "predict", [9.0, 3.0, "pro"])

@@ -199,8 +199,9 @@ def build_demo(service: Service, params: Params, paths: Paths):
                 with gr.Column():
                     for name in model.schema.categorical:
                         info = profile.get("categorical", {}).get(name, {})
+                        # allow_custom_value: a value off the list gets our message (validation.allowed), not Gradio's error
                         inputs.append(gr.Dropdown(choices=info.get("categories", []), value=info.get("most_frequent"),
-                                                  label=name, elem_id=f"input-{name}"))
+                                                  label=name, elem_id=f"input-{name}", allow_custom_value=True))
                     button = gr.Button("Predict", variant="primary", elem_id="predict-button")
                     probability = gr.Label(label=f"probability of {positive}", num_top_classes=2, elem_id="predict-label")
                     verdict = gr.Markdown(elem_id="predict-verdict")
