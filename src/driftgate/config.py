@@ -435,9 +435,13 @@ def _format_error(path: Path, error: dict[str, Any]) -> ConfigError:
     return ConfigError(f"{path}: {key}", f"{_message(error)} (got {shown})", "fix the value in params.yaml (see README: params.yaml)")
 
 
-def _duplicate_keys(node: yaml.Node, path: tuple[str, ...] = ()) -> list[tuple[str, int, int]]:
+def _duplicate_keys(node: yaml.Node, path: tuple[str, ...] = (), walked: set[int] | None = None) -> list[tuple[str, int, int]]:
     """Keys given twice in one mapping, at any depth, as (dotted key, first line, second line).
-    PyYAML would keep the last one silently."""
+    PyYAML would keep the last one silently. A node reused through an alias is walked once."""
+    walked = set() if walked is None else walked
+    if id(node) in walked:
+        return []
+    walked.add(id(node))
     found: list[tuple[str, int, int]] = []
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
@@ -450,10 +454,10 @@ def _duplicate_keys(node: yaml.Node, path: tuple[str, ...] = ()) -> list[tuple[s
                 found.append((".".join((*path, key)), seen[key], line))
             else:
                 seen[key] = line
-            found.extend(_duplicate_keys(value_node, (*path, key)))
+            found.extend(_duplicate_keys(value_node, (*path, key), walked))
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            found.extend(_duplicate_keys(item, (*path, str(index))))
+            found.extend(_duplicate_keys(item, (*path, str(index)), walked))
     return found
 
 
@@ -485,7 +489,8 @@ def read_yaml(path: Path) -> Any:
         if duplicates:
             key, first, second = duplicates[0]
             more = f" (and {len(duplicates) - 1} more: {listed([d[0] for d in duplicates[1:]])})" if len(duplicates) > 1 else ""
-            raise ConfigError(f"{path}: {key}", f"is given twice, on lines {first} and {second}{more}",
+            lines = f"on line {first}" if first == second else f"on lines {first} and {second}"
+            raise ConfigError(f"{path}: {key}", f"is given twice, {lines}{more}",
                               "keep one of them: YAML would silently use the last")
         return loader.construct_document(node)
     except yaml.YAMLError as exc:

@@ -81,6 +81,7 @@ def read_json(path: Path | str, what: str = "file") -> Any:
 
 
 SNIFF_BYTES = 1 << 16
+SPREADSHEETS = {".xlsx", ".xls", ".xlsm", ".ods", ".numbers"}
 _OTHER_DELIMITERS = {";": "semicolons", "\t": "tabs", "|": "pipes"}
 _TABLE_HINT = "use a UTF-8 CSV with a header row, or a Parquet file"
 
@@ -101,7 +102,7 @@ def _sniff_csv(path: Path) -> None:
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # not just a character cut at the end of the sample
+        if len(head) < SNIFF_BYTES or exc.start < len(head) - 4:  # not just a character cut at the end of the sample
             raise DataError(path, f"is not UTF-8 text (byte 0x{head[exc.start]:02x} at offset {exc.start})",
                             "save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)") from None
 
@@ -134,6 +135,8 @@ def read_table(path: Path | str, columns: list[str] | None = None, strings_as_ca
     if path.is_file() and path.stat().st_size == 0:
         raise DataError(path, "file is empty", "point params.yaml at a file with a header and rows")
     suffixes = {s.lower() for s in path.suffixes}
+    if path.suffix.lower() in SPREADSHEETS:
+        raise DataError(path, "is a spreadsheet, not a CSV or Parquet file", "export it as CSV (UTF-8) or Parquet")
     parquet = path.is_dir() or bool(suffixes & {".parquet", ".pq"})
     if not parquet and not suffixes & {".gz", ".zip", ".bz2", ".xz", ".zst"}:
         _sniff_csv(path)
@@ -142,16 +145,22 @@ def read_table(path: Path | str, columns: list[str] | None = None, strings_as_ca
             import pyarrow as pa
             import pyarrow.parquet as pq
 
+            schema = pq.read_schema(path) if path.is_file() else pq.ParquetDataset(path).schema
+            header = [str(name) for name in schema.names]
+            repeated = duplicated_names(header)
+            if repeated:
+                raise DataError(path, f"column name(s) {listed(repeated, quote=True)} appear more than once in the schema",
+                                "rename them: a column is found by its name")
             dictionary = None
             if strings_as_categories:  # decode text straight into dictionaries, never as one string per row
-                schema = pq.read_schema(path) if path.is_file() else pq.ParquetDataset(path).schema
                 dictionary = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
             frame = pq.read_table(path, columns=columns, read_dictionary=dictionary).to_pandas(
                 strings_to_categorical=strings_as_categories, self_destruct=True, split_blocks=True)
-            header = [str(c) for c in frame.columns]
         else:
             header = _csv_header(path)
             frame = pd.read_csv(path, usecols=columns, low_memory=False)
+    except DataError:
+        raise
     except pd.errors.EmptyDataError as exc:
         raise DataError(path, "file has no columns", "point params.yaml at a file with a header and rows") from exc
     except UnicodeDecodeError as exc:

@@ -67,3 +67,51 @@ def test_the_real_data_passes_the_shipped_validation_rules(prepared, params):
     frame, schema = prepared
     _, findings = validate_frame(frame, params, schema)
     assert findings == []
+
+
+# --------------------------------------------------------------------------- reading the time, and the shared checks
+
+
+def _flights_head(rows: int = 20_000) -> pd.DataFrame:
+    from driftgate.io import read_table
+
+    return read_table("data/flights.csv").head(rows)
+
+
+def _with_data(params, **changes):
+    data = params.data.model_copy(update={"join": None, **changes})
+    return params.model_copy(update={"data": data})
+
+
+def test_time_built_from_year_month_day_hour_is_the_local_time_of_time_hour(params, raw_data_dir, monkeypatch):
+    from driftgate.config import FeatureConfig, TimeFrom
+    from driftgate.data.dataset import prepare_frame
+
+    monkeypatch.chdir(raw_data_dir.parent)
+    features = FeatureConfig(numeric=["distance"], categorical=["time_hour"])
+    parts = _with_data(params, time_column=None, features=features,
+                       time_from=TimeFrom(year="year", month="month", day="day", hour="hour"))
+    frame, schema = prepare_frame(_flights_head(), parts, "data/flights.csv")
+    local = pd.to_datetime(frame["time_hour"], utc=True).dt.tz_convert("America/New_York").dt.tz_localize(None)
+    assert (frame[TIME] == local).all()
+    assert schema.numeric == ("distance",)
+
+
+def test_a_numeric_time_column_is_refused_not_read_as_nanoseconds(params, raw_data_dir, monkeypatch):
+    from driftgate.config import FeatureConfig
+    from driftgate.data.dataset import prepare_frame
+    from driftgate.errors import DataError
+
+    monkeypatch.chdir(raw_data_dir.parent)
+    hhmm = _with_data(params, time_column="sched_dep_time", features=FeatureConfig(numeric=["distance"], categorical=[]))
+    with pytest.raises(DataError) as caught:
+        prepare_frame(_flights_head(), hhmm, "data/flights.csv")
+    assert "time column 'sched_dep_time'" in caught.value.problem and "holds numbers" in caught.value.problem
+    assert "data.time_unit" in caught.value.hint and "data.time_format" in caught.value.hint
+
+
+def test_the_real_data_passes_the_checks_every_read_path_applies(prepared):
+    from driftgate.io import check_table
+
+    frame, schema = prepared
+    assert check_table(frame, "dataset", numeric_columns=schema.numeric, columns=[*schema.columns, LABEL]) is frame

@@ -160,6 +160,8 @@ def _numbers(values: pd.Series, source: Path | str, what: str, hint: str) -> pd.
 def _time_from_column(values: pd.Series, config: DataConfig, source: Path | str) -> pd.Series:
     column = config.time_column
     what = f"time column '{column}' (data.time_column)"
+    if values.isna().all():
+        raise DataError(source, f"{what} is entirely empty", "every row needs a time to be placed in a window")
     if config.time_unit is not None:
         numbers = _numbers(values, source, what, f"data.time_unit: {config.time_unit} reads numbers")
         origin = pd.Timestamp(config.time_origin) if config.time_origin else "unix"
@@ -441,8 +443,9 @@ def features_frame(frame: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:
         if not pd.api.types.is_float_dtype(values):
             numbers = pd.to_numeric(values, errors="coerce")
             bad = numbers.isna() & values.notna()
+            words = set(values[bad].astype(str).str.strip().str.lower())
             if bad.any() or pd.api.types.is_bool_dtype(values):
-                shown = _examples(values[bad]) if bad.any() else "true/false"
+                shown = "true/false" if pd.api.types.is_bool_dtype(values) or words <= {"true", "false"} else _examples(values[bad])
                 raise DataError(source, f"column '{column}' is a numeric feature but holds {shown}",
                                 "fix the values or leave the cells empty")
             values = numbers

@@ -139,6 +139,10 @@ def validate_frame(frame: pd.DataFrame, params: Params, schema: FeatureSchema) -
     findings: list[Finding] = []
     if len(frame) < params.validation.min_rows:
         findings.append(Finding("(rows)", f"row count >= {params.validation.min_rows}", len(frame), [f"{len(frame)} rows"]))
+    for name in schema.numeric:  # pandera would coerce true/false to 1.0/0.0 without a word
+        if name in frame and pd.api.types.is_bool_dtype(frame[name]):
+            findings.append(Finding(name, "numeric type", int(frame[name].notna().sum()), ["true/false"],
+                                    "write 0/1, or list the column under data.features.categorical"))
     checked = frame
     try:
         with warnings.catch_warnings():
