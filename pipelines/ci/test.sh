@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# CI job "test": the fast test tiers (the slow ones reproduce the whole pipeline, which the
-# next job does for real anyway).
+# CI job "test": lint, then the fast test tiers (the slow ones reproduce the whole pipeline,
+# which the next job does for real anyway).
 set -euo pipefail
 cd "$(dirname "$0")/../.." || exit 2
 source pipelines/ci/lib.sh
@@ -13,4 +13,5 @@ if ! command -v shellcheck >/dev/null; then  # the CI-file checks lint the job s
     exit 2
   fi
 fi
+ruff check .
 python -m pytest -m "not slow" -n 2 --dist loadfile

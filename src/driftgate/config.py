@@ -42,7 +42,7 @@ def _month_bounds(text: str) -> tuple[pd.Timestamp, pd.Timestamp]:
 
 
 def _timestamp(value: Any, text: Any) -> pd.Timestamp:
-    if isinstance(value, bool) or isinstance(value, (int, float)):
+    if isinstance(value, (bool, int, float)):
         raise ValueError(f"cannot read {text!r} as a date: a number is not a date (for rows write `rows 0..8000`)")
     try:
         stamp = pd.Timestamp(value)
@@ -120,7 +120,7 @@ class Window(Strict):
         raise ValueError(f"cannot read {value!r} as a window: use {WINDOW_SYNTAX}")
 
     @model_validator(mode="after")
-    def _ordered(self) -> "Window":
+    def _ordered(self) -> Window:
         if self.kind == "time":
             if not isinstance(self.start, pd.Timestamp) or not isinstance(self.end, pd.Timestamp):
                 raise ValueError("a time window has a start and an end date")
@@ -190,7 +190,7 @@ class FeatureConfig(Strict):
     exclude: list[str] = []
 
     @model_validator(mode="after")
-    def _no_overlap(self) -> "FeatureConfig":
+    def _no_overlap(self) -> FeatureConfig:
         both = set(self.numeric or []) & set(self.categorical or [])
         if both:
             raise ValueError(f"column(s) {sorted(both)} are listed as both numeric and categorical")
@@ -218,7 +218,7 @@ class TimeFrom(Strict):
     second: TimePart | None = None
 
     @model_validator(mode="after")
-    def _calendar(self) -> "TimeFrom":
+    def _calendar(self) -> TimeFrom:
         month_and_day = (self.month is not None, self.day is not None)
         if self.day_of_year is not None:
             if any(month_and_day):

@@ -13,18 +13,16 @@ from driftgate.io import atomic_path, check_table, read_json, read_table, write_
 def test_a_failed_write_leaves_the_previous_file_and_no_temp_files(tmp_path):
     target = tmp_path / "metrics.json"
     write_json(target, {"f1": 0.5})
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_text('{"f1": 0.')
-            raise RuntimeError("crash mid-write")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text('{"f1": 0.')
+        raise RuntimeError("crash mid-write")
     assert json.loads(target.read_text()) == {"f1": 0.5}
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
 
 
 def test_a_failed_first_write_leaves_nothing(tmp_path):
-    with pytest.raises(RuntimeError):
-        with atomic_path(tmp_path / "model.joblib"):
-            raise RuntimeError("crash")
+    with pytest.raises(RuntimeError), atomic_path(tmp_path / "model.joblib"):
+        raise RuntimeError("crash")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -25,7 +25,6 @@ import mimetypes
 import os
 import re
 import smtplib
-import socket
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -259,7 +258,7 @@ def send(message: EmailMessage, settings: SmtpSettings) -> None:
     except smtplib.SMTPResponseException as exc:
         raise DriftgateError(where, f"refused the message ({exc.smtp_code} {exc.smtp_error.decode(errors='replace')})",
                              "check the sender, the recipients and the server's policy") from None
-    except (smtplib.SMTPException, socket.timeout, OSError) as exc:
+    except (TimeoutError, smtplib.SMTPException, OSError) as exc:
         raise DriftgateError(where, f"cannot deliver ({type(exc).__name__}: {exc})",
                              "check DRIFTGATE_SMTP_HOST and DRIFTGATE_SMTP_PORT, and that the runner may reach it") from None
     except (UnicodeError, ValueError) as exc:  # e.g. a non-ASCII address to a server without SMTPUTF8
