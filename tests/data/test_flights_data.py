@@ -1,5 +1,6 @@
 """Expectations on the real bundled dataset: NYC flights 2013 joined with hourly weather."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -115,3 +116,33 @@ def test_the_real_data_passes_the_checks_every_read_path_applies(prepared):
 
     frame, schema = prepared
     assert check_table(frame, "dataset", numeric_columns=schema.numeric, columns=[*schema.columns, LABEL]) is frame
+
+
+@pytest.mark.parametrize("how", ["iso text", "time_format", "time_unit seconds", "time_unit hours since 2013", "parquet timestamps"])
+def test_every_way_of_reading_the_time_gives_the_same_times(params, raw_data_dir, monkeypatch, tmp_path, how):
+    from driftgate.config import FeatureConfig
+    from driftgate.data.dataset import prepare_frame
+
+    monkeypatch.chdir(raw_data_dir.parent)
+    raw = _flights_head(5_000)
+    stamps = pd.to_datetime(raw["time_hour"], utc=True)
+    expected = stamps.dt.tz_localize(None)
+    changes = {"time_column": "t", "features": FeatureConfig(numeric=["distance"], categorical=["carrier"])}
+    column = {
+        "iso text": raw["time_hour"],
+        "time_format": stamps.dt.strftime("%d/%m/%Y %H:%M"),
+        "time_unit seconds": stamps.astype("int64") // 10**9,
+        "time_unit hours since 2013": (expected - pd.Timestamp("2013-01-01")) / pd.Timedelta(hours=1),
+        "parquet timestamps": stamps,
+    }[how]
+    changes.update({"time_format": {"time_format": "%d/%m/%Y %H:%M"}, "time_unit seconds": {"time_unit": "seconds"},
+                    "time_unit hours since 2013": {"time_unit": "hours", "time_origin": "2013-01-01"}}.get(how, {}))
+    table = raw.assign(t=column, row=np.arange(len(raw)))
+    if how == "parquet timestamps":
+        table.to_parquet(tmp_path / "t.parquet")
+        table = pd.read_parquet(tmp_path / "t.parquet")
+        assert isinstance(table["t"].dtype, pd.DatetimeTZDtype)
+    frame, _ = prepare_frame(table, _with_data(params, **changes), "flights")
+    kept = table.loc[table["arr_delay"].notna()].set_index("row")
+    assert frame[TIME].is_monotonic_increasing and len(frame) == len(kept)
+    assert sorted(frame[TIME]) == sorted(expected[kept.index])

@@ -78,7 +78,7 @@ class FeatureSchema:
         return {"numeric": list(self.numeric), "categorical": list(self.categorical)}
 
     @classmethod
-    def from_dict(cls, payload: dict) -> "FeatureSchema":
+    def from_dict(cls, payload: dict) -> FeatureSchema:
         """The inverse of as_dict, e.g. for the `features` of a model card."""
         return cls(tuple(payload["numeric"]), tuple(payload["categorical"]))
 
@@ -162,6 +162,8 @@ def _time_from_column(values: pd.Series, config: DataConfig, source: Path | str)
     what = f"time column '{column}' (data.time_column)"
     if values.isna().all():
         raise DataError(source, f"{what} is entirely empty", "every row needs a time to be placed in a window")
+    if pd.api.types.is_datetime64_any_dtype(values):  # already times (Parquet): time_unit and time_format do not apply
+        return _checked_time(pd.to_datetime(values, utc=True), values, source, what, _TIME_HINT)
     if config.time_unit is not None:
         numbers = _numbers(values, source, what, f"data.time_unit: {config.time_unit} reads numbers")
         origin = pd.Timestamp(config.time_origin) if config.time_origin else "unix"
@@ -172,24 +174,24 @@ def _time_from_column(values: pd.Series, config: DataConfig, source: Path | str)
                             f"dates pandas holds (1677-2262) ({exc})", "check data.time_unit and data.time_origin") from None
         return _checked_time(parsed, values, source, what, "check data.time_unit")
     if config.time_format is not None:
-        text = values.where(values.isna(), values.astype(str))
+        present = values.dropna()
+        if pd.api.types.is_float_dtype(values) and (present == present.round()).all():  # 20240131 read as 20240131.0
+            values = values.astype("Int64")
+        text = values.astype(object).where(values.isna(), values.astype(str))
         parsed = pd.to_datetime(text, format=config.time_format, errors="coerce", utc=True)
         return _checked_time(parsed, values, source, what, f"the values do not match data.time_format {config.time_format!r}")
-    if pd.api.types.is_datetime64_any_dtype(values):
-        parsed = pd.to_datetime(values, utc=True)
-    else:
-        if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values) or _looks_numeric(values):
-            raise DataError(
-                source,
-                f"{what} holds numbers (e.g. {_examples(values.dropna().head(3))}), not dates: driftgate will not guess "
-                "what they count",
-                "say how to read them in params.yaml: data.time_unit (seconds, milliseconds, ..., days since "
-                "data.time_origin), data.time_format (e.g. '%Y%m%d'), data.time_from (year, month, day ... columns, "
-                "or day_of_year), or leave data.time_column out to take the row order as time",
-            )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "could not infer format": the check below names the values
-            parsed = pd.to_datetime(values, errors="coerce", utc=True)
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values) or _looks_numeric(values):
+        raise DataError(
+            source,
+            f"{what} holds numbers (e.g. {_examples(values.dropna().head(3))}), not dates: driftgate will not guess "
+            "what they count",
+            "say how to read them in params.yaml: data.time_unit (seconds, milliseconds, ..., days since "
+            "data.time_origin), data.time_format (e.g. '%Y%m%d'), data.time_from (year, month, day ... columns, "
+            "or day_of_year), or leave data.time_column out to take the row order as time",
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "could not infer format": the check below names the values
+        parsed = pd.to_datetime(values, errors="coerce", utc=True)
     return _checked_time(parsed, values, source, what, _TIME_HINT)
 
 
