@@ -471,8 +471,9 @@ def read_yaml(path: Path) -> Any:
     for bom, name in _BOMS:
         if data.startswith(bom):
             raise ConfigError(path, f"is encoded as {name}", "save it as UTF-8 without a byte-order mark")
-    if b"\0" in data:
-        raise ConfigError(path, f"holds binary data (a NUL byte at offset {data.find(bytes(1))}), not YAML text",
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise ConfigError(path, f"holds binary data (a NUL byte at offset {nul}), not YAML text",
                           "point --params at the params.yaml text file")
     try:
         text = data.decode("utf-8")
