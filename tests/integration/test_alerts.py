@@ -183,3 +183,12 @@ def test_missing_gate_verdicts_alert_as_a_failure(project, starttls_server):
     [message] = inbox.messages
     assert "FAILED gate verdicts missing" in message["Subject"]
     assert "Treat this run as failed" in message.get_body(("plain",)).get_content()
+
+
+def test_a_wrong_smtp_setting_is_an_error_even_when_alerts_are_optional(project, starttls_server):
+    """Nothing set means alerts are off (a warning); a misspelt setting someone did set is a mistake (exit 2)."""
+    inbox, port, cert = starttls_server
+    (project / "reports" / "gate.json").write_text(json.dumps(FAILED_GATE))
+    wrong = alert(_settings(port, DRIFTGATE_SMTP_PORT="25x"))
+    assert wrong.exit_code == 2 and "DRIFTGATE_SMTP_PORT" in wrong.output and not inbox.messages
+    assert "Traceback" not in wrong.output

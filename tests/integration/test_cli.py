@@ -380,3 +380,14 @@ def test_drift_between_two_files_refuses_a_spoilt_current_file(two_files, spoil,
     assert result.exit_code == 2, result.output
     assert "current.csv" in result.output and f"'{named}'" in result.output
     assert "Traceback" not in result.output and not (folder / "out" / "drift.json").exists()
+
+
+def test_a_feature_with_no_value_in_the_training_window_stops_training_with_its_name(tiny_project):
+    frame = make_tiny_frame()
+    frame.loc[:1500, "plan"] = None  # empty throughout the training window (its first 1,440 hours), not the file
+    frame.to_csv(tiny_project / "data" / "customers.csv", index=False)
+    edit_params(tiny_project / "params.yaml", **{"validation.null_share": {"plan": 0.9}})
+    assert invoke("validate").exit_code == 0
+    result = invoke("train")
+    assert result.exit_code == 2 and "'plan'" in result.output and "training rows" in result.output
+    assert "Traceback" not in result.output and not (tiny_project / "artifacts" / "model.joblib").exists()

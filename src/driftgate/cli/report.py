@@ -10,7 +10,6 @@ from rich.markup import escape
 
 from driftgate.cli.common import ParamsOpt, app, handles_errors, out, read_optional, warn
 from driftgate.config import DEFAULT_PARAMS, Paths, RunLayout, load_params
-from driftgate.errors import DriftgateError
 
 
 @app.command()
@@ -117,8 +116,9 @@ def alert(
     """Email the gate verdicts (alerts.send_on in params.yaml: failure, always or schedule).
 
     SMTP settings come from DRIFTGATE_SMTP_* and DRIFTGATE_ALERT_* environment variables (see
-    README: CI secrets). Missing settings are a warning (exit 0) unless alerts.required is true;
-    a server that refuses the message is exit 2. The password is never printed.
+    README: CI secrets). No settings at all is a warning (exit 0) unless alerts.required is true;
+    a wrong setting (a port that is not a number, an address that is not one) and a server that
+    refuses the message are exit 2. The password is never printed.
     """
     from driftgate.reporting import alerts
     from driftgate.reporting.report import CiContext
@@ -135,7 +135,7 @@ def alert(
         return
     try:
         settings = alerts.SmtpSettings.from_env()
-    except DriftgateError as exc:
+    except alerts.SmtpNotConfigured as exc:  # nothing set: alerts are off, unless they are required
         if params.alerts.required or dry_run:
             raise
         warn(f"no alert sent: {exc.message}")

@@ -23,7 +23,7 @@ from sklearn.preprocessing import OrdinalEncoder
 from driftgate import __version__
 from driftgate.config import ModelConfig, Params
 from driftgate.data.dataset import LABEL, TIME, FeatureSchema, features_frame, labels
-from driftgate.errors import ConfigError, DataError
+from driftgate.errors import ConfigError, DataError, listed
 from driftgate.io import atomic_path, read_json, sha256_file, write_json
 
 LIBRARIES = ("scikit-learn", "pandas", "numpy", "scipy", "joblib")
@@ -60,6 +60,11 @@ def build_pipeline(config: ModelConfig, schema: FeatureSchema) -> Pipeline:
 def fit(frame: pd.DataFrame, params: Params, schema: FeatureSchema) -> Pipeline:
     if frame[LABEL].nunique() < 2:
         raise DataError(f"windows.train ({params.windows.train.label})", "training rows hold only one class", "widen the training window")
+    empty = [c for c in schema.columns if not frame[c].notna().any()]
+    if empty:
+        raise DataError(f"windows.train ({params.windows.train.label})", f"feature(s) {listed(empty, quote=True)} have no value "
+                        "in the training rows, so the model cannot learn from them",
+                        "widen the training window, or leave them out (data.features.exclude)")
     pipeline = build_pipeline(params.model, schema)
     pipeline.fit(features_frame(frame, schema), labels(frame))
     return pipeline
