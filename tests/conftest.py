@@ -104,9 +104,8 @@ def tiny_project(tmp_path, monkeypatch) -> Path:
     return tmp_path
 
 
-def edit_params(path: Path, **changes) -> None:
-    """Set dotted keys in a params.yaml, e.g. edit_params(p, **{"gates.f1_min": 0.9})."""
-    params = yaml.safe_load(path.read_text())
+def set_dotted(params: dict, **changes) -> dict:
+    """Set dotted keys in a params mapping in place (`...` removes a key); returns it."""
     for dotted, value in changes.items():
         node = params
         *parents, leaf = dotted.split(".")
@@ -116,7 +115,24 @@ def edit_params(path: Path, **changes) -> None:
             node.pop(leaf, None)
         else:
             node[leaf] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return params
+
+
+def edit_params(path: Path, **changes) -> None:
+    """Set dotted keys in a params.yaml, e.g. edit_params(p, **{"gates.f1_min": 0.9})."""
+    path.write_text(yaml.safe_dump(set_dotted(yaml.safe_load(path.read_text()), **changes), sort_keys=False))
+
+
+def gradio_call(client, api_name: str, data: list) -> list:
+    """The outputs of one call of a Gradio event, through the app's own HTTP API (a TestClient)."""
+    import json
+
+    started = client.post(f"/gradio_api/call/{api_name}", json={"data": data})
+    assert started.status_code == 200, started.text
+    stream = client.get(f"/gradio_api/call/{api_name}/{started.json()['event_id']}").text
+    event, payload = [line for line in stream.splitlines() if line][-2:]
+    assert event == "event: complete", stream
+    return json.loads(payload.removeprefix("data: "))
 
 
 def run(cmd: list[str] | str, cwd: Path, check: bool = False, timeout: int = 600) -> subprocess.CompletedProcess:

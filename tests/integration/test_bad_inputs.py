@@ -32,7 +32,7 @@ import pytest
 import yaml
 from filelock import FileLock
 
-from tests.conftest import BIN, ROOT, make_tiny_frame
+from tests.conftest import BIN, ROOT, make_tiny_frame, set_dotted
 
 ROWS = 600  # hourly rows from 2024-01-01: 25 days
 BASE_PARAMS: dict[str, Any] = {
@@ -82,17 +82,7 @@ def at(rows: list[int], value) -> Callable[[pd.Series], pd.Series]:
 
 def params_with(**edits) -> dict:
     """BASE_PARAMS with dotted keys set (`...` removes a key)."""
-    params = copy.deepcopy(BASE_PARAMS)
-    for dotted, value in edits.items():
-        node = params
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        if value is ...:
-            node.pop(leaf, None)
-        else:
-            node[leaf] = value
-    return params
+    return set_dotted(copy.deepcopy(BASE_PARAMS), **edits)
 
 
 def base_yaml() -> str:

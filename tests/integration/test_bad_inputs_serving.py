@@ -18,7 +18,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from driftgate.store.predictions import PredictionLog
-from tests.conftest import make_tiny_frame
+from tests.conftest import gradio_call, make_tiny_frame
 
 MAX_ROWS = 50  # serving.max_batch_rows of the app under test
 MAX_MB = 0.05  # serving.max_upload_mb: about 52 KB
@@ -200,16 +200,6 @@ BATCHES = {  # id: (file name, content, what the refusal must say)
 
 def _upload(client: TestClient, name: str, content: bytes):
     return client.post("/gradio_api/upload", files={"files": (name, content, "application/octet-stream")})
-
-
-def gradio_call(client: TestClient, api_name: str, data: list) -> list:
-    """The outputs of one call of a Gradio event, through the app's own HTTP API."""
-    started = client.post(f"/gradio_api/call/{api_name}", json={"data": data})
-    assert started.status_code == 200, started.text
-    stream = client.get(f"/gradio_api/call/{api_name}/{started.json()['event_id']}").text
-    event, payload = [line for line in stream.splitlines() if line][-2:]
-    assert event == "event: complete", stream
-    return json.loads(payload.removeprefix("data: "))
 
 
 def _score_batch(client: TestClient, uploaded_path: str, name: str) -> list:

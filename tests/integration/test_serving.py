@@ -30,7 +30,7 @@ from driftgate.serving.model import ServedModel
 from driftgate.serving.schema import parse_records, records_frame
 from driftgate.serving.service import Service
 from driftgate.store.predictions import PredictionLog
-from tests.conftest import edit_params, make_tiny_frame
+from tests.conftest import edit_params, gradio_call, make_tiny_frame
 
 
 @pytest.fixture(scope="module")
@@ -413,16 +413,6 @@ def test_an_allowed_category_the_model_never_saw_is_scored_as_missing_with_a_war
     expected = model.pipeline.predict_proba(pd.DataFrame([{**RECORD, "plan": None}])[model.schema.columns])[0, 1]
     assert response.json()["predictions"][0]["probability"] == pytest.approx(expected, abs=1e-9)
     assert client.post("/predict", json={**RECORD, "plan": "free"}).json()["detail"][0]["type"] == "not_allowed"
-
-
-def gradio_call(client: TestClient, api_name: str, data: list) -> list:
-    """The outputs of one call of a Gradio event, through the app's own HTTP API."""
-    started = client.post(f"/gradio_api/call/{api_name}", json={"data": data})
-    assert started.status_code == 200, started.text
-    stream = client.get(f"/gradio_api/call/{api_name}/{started.json()['event_id']}").text
-    event, payload = [line for line in stream.splitlines() if line][-2:]
-    assert event == "event: complete", stream
-    return json.loads(payload.removeprefix("data: "))
 
 
 @pytest.fixture
