@@ -33,7 +33,8 @@ CurrentOpt = Annotated[
     typer.Option("--current", help="current batch: a window (2013-07, 2013-06..2013-08), a CSV/Parquet file, "
                  "or a prediction log (.sqlite or a database URL); default windows.current"),
 ]
-DEFAULT_PARAMS_PATH = DEFAULT_PARAMS
+DatasetOpt = Annotated[Path, typer.Option("--dataset", help="validated dataset from `driftgate validate` (the windows are read from it)")]
+ModelOpt = Annotated[Path, typer.Option("--model", help="trained model from `driftgate train` (its sha256 is checked against model.json)")]
 
 
 def step(message: str) -> None:

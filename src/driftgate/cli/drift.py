@@ -8,7 +8,20 @@ from typing import Annotated, Optional
 
 import typer
 
-from driftgate.cli.common import CurrentOpt, Mode, ParamsOpt, app, err, handles_errors, out, progress_lines, step, warn
+from driftgate.cli.common import (
+    CurrentOpt,
+    DatasetOpt,
+    Mode,
+    ModelOpt,
+    ParamsOpt,
+    app,
+    err,
+    handles_errors,
+    out,
+    progress_lines,
+    step,
+    warn,
+)
 from driftgate.cli.pipeline import model_and_dataset
 from driftgate.config import DEFAULT_PARAMS, DriftConfig, DriftFiles, Paths, load_params
 from driftgate.config import DriftEngine as Engine
@@ -24,8 +37,8 @@ def drift(
         "--reference", help="reference CSV/Parquet file: compare two files instead of the pipeline's windows (--current must be a file)")] = None,
     target: Annotated[Optional[str], typer.Option("--target", help="with --reference: the label column (tested for drift too)")] = None,
     prediction: Annotated[Optional[str], typer.Option("--prediction", help="with --reference: the model score/prediction column")] = None,
-    dataset_path: Annotated[Path, typer.Option("--dataset", help="validated dataset (reference window is read from it)")] = Paths().dataset,
-    model_path: Annotated[Path, typer.Option("--model", help="model used for prediction drift")] = Paths().model,
+    dataset_path: DatasetOpt = Paths().dataset,
+    model_path: ModelOpt = Paths().model,
     out_dir: Annotated[Path, typer.Option("--out", help="folder for drift.json, drift.md and drift.png")] = Paths().drift_dir,
     fail_on_drift: Annotated[bool, typer.Option("--fail-on-drift", help="exit 1 when the dataset drifts")] = False,
     mode: Annotated[Optional[Mode], typer.Option("--mode", help="parity: Evidently's tests and thresholds. calibrated: "
@@ -182,8 +195,8 @@ def _drift_files(reference_path: Path, current: Optional[str], target: Optional[
 def drift_report(
     params_path: ParamsOpt = DEFAULT_PARAMS,
     current: CurrentOpt = None,
-    dataset_path: Annotated[Path, typer.Option("--dataset", help="validated dataset")] = Paths().dataset,
-    model_path: Annotated[Path, typer.Option("--model", help="model used for the prediction column")] = Paths().model,
+    dataset_path: DatasetOpt = Paths().dataset,
+    model_path: ModelOpt = Paths().model,
     out_path: Annotated[Path, typer.Option("--out", help="HTML file to write")] = Paths().run.drift.evidently,
 ) -> None:
     """Evidently's interactive HTML drift report on a sample (drift.report_sample rows per frame)."""

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from driftgate.cli.common import CurrentOpt, ParamsOpt, app, err, handles_errors, out, read_optional, step, warn
+from driftgate.cli.common import CurrentOpt, DatasetOpt, ModelOpt, ParamsOpt, app, err, handles_errors, out, read_optional, step, warn
 from driftgate.config import DEFAULT_PARAMS, Paths, RunLayout, gate_markdown_path, load_params
 from driftgate.errors import EXIT_BAD_INPUT, EXIT_GATE_FAILED
 
@@ -72,7 +72,7 @@ def validate(
 @handles_errors
 def train(
     params_path: ParamsOpt = DEFAULT_PARAMS,
-    dataset_path: Annotated[Path, typer.Option("--dataset", help="validated dataset from `driftgate validate`")] = Paths().dataset,
+    dataset_path: DatasetOpt = Paths().dataset,
     model_path: Annotated[Path, typer.Option("--model", help="where to write the model (joblib)")] = Paths().model,
     card_path: Annotated[Path, typer.Option("--card", help="where to write the model card (JSON)")] = Paths().model_card,
 ) -> None:
@@ -101,8 +101,8 @@ def train(
 def evaluate(
     params_path: ParamsOpt = DEFAULT_PARAMS,
     current: CurrentOpt = None,
-    dataset_path: Annotated[Path, typer.Option("--dataset", help="validated dataset")] = Paths().dataset,
-    model_path: Annotated[Path, typer.Option("--model", help="trained model")] = Paths().model,
+    dataset_path: DatasetOpt = Paths().dataset,
+    model_path: ModelOpt = Paths().model,
     out_dir: Annotated[Path, typer.Option("--out", help="folder for metrics.json and plots/")] = Paths().reports,
 ) -> None:
     """Score the holdout and the current batch: F1, precision, recall, ROC-AUC, PR-AUC, confusion matrix."""
