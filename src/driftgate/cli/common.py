@@ -13,7 +13,6 @@ from typing import Annotated, Literal, Optional
 import typer
 from rich.console import Console
 
-from driftgate.config import DEFAULT_PARAMS
 from driftgate.errors import EXIT_BAD_INPUT, DriftgateError
 
 app = typer.Typer(
