@@ -648,7 +648,17 @@ class RunLayout:
         """The folder of a checked batch: its file name without the suffix, or the window (2013-09)."""
         name = Path(batch).name
         name = name.rsplit(".", 1)[0] if Path(batch).suffix.lower() in {".csv", ".parquet", ".pq", ".sqlite", ".db"} else name
-        return cls(reports / "batches" / (re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "batch"))
+        return cls(cls.batches_dir(reports) / (re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "batch"))
+
+    @staticmethod
+    def batches_dir(reports: Path) -> Path:
+        return reports / "batches"
+
+    @classmethod
+    def checked_batches(cls, reports: Path) -> list[RunLayout]:
+        """The runs of every batch checked so far, in name order."""
+        folder = cls.batches_dir(reports)
+        return [cls(d) for d in sorted(folder.glob("*")) if d.is_dir()] if folder.is_dir() else []
 
     @property
     def metrics(self) -> Path:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from driftgate.config import Params, Paths, ValidationConfig, load_params
+from driftgate.config import DriftFiles, Params, Paths, RunLayout, ValidationConfig, load_params
 from driftgate.errors import EXIT_BAD_INPUT, ConfigError, DriftgateError
 from driftgate.serving.api import create_api
 from driftgate.serving.metrics import Metrics
@@ -98,8 +98,8 @@ def _metrics_table(metrics: dict | None) -> list[str]:
 def batch_history(reports: Path) -> pd.DataFrame:
     """F1 and drift share of the pipeline's current batch and of every checked batch."""
     rows = []
-    sources = [("pipeline", reports / "metrics.json", reports / "drift" / "drift.json")]
-    sources += [(d.name, d / "metrics.json", d / "drift" / "drift.json") for d in sorted((reports / "batches").glob("*")) if d.is_dir()]
+    runs = [("pipeline", RunLayout(reports))] + [(run.out.name, run) for run in RunLayout.checked_batches(reports)]
+    sources = [(name, run.metrics, run.drift.json) for name, run in runs]
     for name, metrics_path, drift_path in sources:
         try:
             metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
@@ -259,7 +259,7 @@ def build_demo(service: Service, params: Params, paths: Paths):
                                f"{params.gates.drift_share_max:g}, as in CI): {gate_headline(gates)}")
                     status += "".join(f"\n\n> Note: {warning}." for warning in drift.warnings)
                     table = pd.DataFrame([row[:6] for row in drift_rows(drift, markup=False)], columns=DRIFT_COLUMNS)
-                    plot = drift_plot(drift, ref, cur, out_dir / "drift.png")
+                    plot = drift_plot(drift, ref, cur, DriftFiles(out_dir).png)
                     image = str(plot) if plot else None
                 else:
                     status += " (No reference data here, so no drift check: run the pipeline first.)"
@@ -276,7 +276,7 @@ def build_demo(service: Service, params: Params, paths: Paths):
 
         with gr.Tab("Model"):
             gr.Markdown(card_markdown(model.card, read_json(paths.metrics), positive), elem_id="model-card")
-            confusion = paths.plots / "confusion_matrix.png"
+            confusion = paths.run.plots.confusion_png
             if confusion.is_file():
                 gr.Image(str(confusion), label="confusion matrices", show_label=True, interactive=False)
 
