@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
 from driftgate.errors import ConfigError, listed
 
@@ -390,6 +390,139 @@ class ServingConfig(Strict):
     max_batch_rows: Annotated[int, Field(gt=0)] = 200_000
 
 
+class EstimationSettings(Strict):
+    """How an F1 estimate is made, how wide its interval is, and when it abstains."""
+
+    # the interval
+    coverage: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.9
+    """Nominal coverage of the interval: 0.9 puts 5% of the estimate's distribution below it and 5% above."""
+    calibration: Literal["isotonic", "platt"] = "platt"
+    """How the model's scores become probabilities, fitted on the holdout: Platt scaling (a
+    logistic curve on the score's log-odds) or isotonic regression (no shape assumed). Platt
+    missed the holdout's days by less (rms 0.082 against 0.086 F1; docs/estimation.md)."""
+    refits: Annotated[int, Field(ge=0, le=1000)] = 50
+    """Bootstrap refits of the calibration on resampled holdout rows: the calibration's own fitting error."""
+    draws: Annotated[int, Field(ge=50, le=100_000)] = 400
+    """Simulated label draws per estimate (Poisson-binomial): the sampling noise of the window's F1."""
+    block: str = "D"
+    """The holdout is cut into blocks of this length (a pandas period: D, W, h ...); how far the
+    estimate misses each block, beyond its sampling noise, is the shift margin added to every interval."""
+    min_blocks: Annotated[int, Field(ge=3)] = 5
+    """Fewest holdout blocks (of at least min_rows rows each) to measure the shift margin from."""
+
+    # abstention
+    min_rows: Annotated[int, Field(ge=1)] = 500
+    """Fewer rows than this: abstain. On the bundled model the sampling part of the interval is
+    about +-0.09 F1 at 200 rows, +-0.06 at 500 and +-0.03 at 2,000 (the shift margin adds to it)."""
+    max_domain_auc: Annotated[float, Field(gt=0.5, le=1.0)] = 0.9
+    """Abstain when a classifier tells reference rows from window rows with a cross-validated
+    ROC-AUC above this (1.0: never abstain for shift). Months inside the bundled training window
+    score 0.69-0.75 against it, weeks 0.87-0.95: shorter windows need a higher limit."""
+    domain_rows: Annotated[int, Field(ge=100)] = 5000
+    """Rows sampled from each side for the domain classifier."""
+    domain_folds: Annotated[int, Field(ge=2, le=10)] = 3
+    """Cross-validation folds of the domain classifier (its AUC is out of fold)."""
+
+    seed: int = 0
+
+
+def parse_duration(value: Any, key: str) -> float:
+    """Seconds in a duration written 30s, 5m, 2h, 1d (or a number of seconds)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{key}: write a duration such as 30s, 5m, 2h or 1d (got {value!r})")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value).strip().lower())
+        if not match:
+            raise ValueError(f"cannot read {value!r} as a duration: write 30s, 5m, 2h or 1d")
+        seconds = float(match[1]) * _DURATION_UNITS[match[2] or "s"]
+    if not seconds > 0:
+        raise ValueError(f"a duration must be more than 0 (got {value!r})")
+    return seconds
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)?$")
+_DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def _duration(value: Any) -> float:
+    return parse_duration(value, "duration")
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+AlertLevel = Literal["ok", "warning", "critical"]
+
+
+class Levels(Strict):
+    """A warning and a critical limit on one metric; either may be left out."""
+
+    warning: float | None = None
+    critical: float | None = None
+
+
+class AlertRules(Strict):
+    """When a monitoring pass is ok, warning or critical (README: alerts). Each rule gives its
+    level; the pass's level is the worst of them."""
+
+    drift_share: Levels = Levels(warning=0.2, critical=0.5)  # share of tested columns that drift, at or above
+    columns: dict[str, Literal["warning", "critical"]] = {}  # the level when that column drifts, e.g. dest: critical
+    prediction_drift: AlertLevel = "warning"  # the level when the scores or the decisions drift (ok: no alert)
+    estimated_f1: Levels = Levels(warning=0.40, critical=0.32)  # label-free estimate, below
+    realized_f1: Levels = Levels(warning=0.40, critical=0.35)  # once labels are in, below
+    missing_share: Levels = Levels(warning=0.10, critical=0.25)  # largest rise of a column's missing share, at or above
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AlertRules:
+        for name in ("drift_share", "missing_share"):
+            levels = getattr(self, name)
+            if levels.warning is not None and levels.critical is not None and levels.critical < levels.warning:
+                raise ValueError(f"{name}: critical ({levels.critical:g}) must be at or above warning ({levels.warning:g}): "
+                                 "more drift is worse")
+        for name in ("estimated_f1", "realized_f1"):
+            levels = getattr(self, name)
+            if levels.warning is not None and levels.critical is not None and levels.critical > levels.warning:
+                raise ValueError(f"{name}: critical ({levels.critical:g}) must be at or below warning ({levels.warning:g}): "
+                                 "a lower F1 is worse")
+        return self
+
+
+class MonitoringConfig(Strict):
+    """The monitor: `driftgate monitor`, `driftgate serve --monitor-every` (README: monitoring)."""
+
+    window: str = "since_last"  # since_last: the predictions since the last pass; or a sliding window such as 24h
+    min_rows: int = Field(default=200, ge=1)  # a smaller window is recorded as skipped and judges nothing
+    max_rows: int = Field(default=1_000_000, ge=1)  # a larger window is cut to its newest rows (the pass says so)
+    mode: Literal["parity", "calibrated"] = "calibrated"  # drift mode of a pass (parity alarms on most small windows)
+    every: Duration = 300.0  # default interval of `driftgate monitor --every`
+    lease: Duration = 600.0  # a pass holding the lease longer than this is presumed dead and its window redone
+    cooldown: Duration = 3600.0  # a persisting alert is notified again after this long
+    label_key: str | None = None  # a field of each request that labels can name instead of request_id and row
+    alerts: AlertRules = AlertRules()
+    estimation: EstimationSettings = EstimationSettings()
+    notify: list[Literal["email", "webhook"]] = ["email", "webhook"]  # channels; each needs its env vars (README)
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        if value.strip() != "since_last":
+            parse_duration(value, "window")
+        return value.strip()
+
+    @property
+    def window_every(self) -> str:
+        """monitoring.every as people write it (300 s -> 5m)."""
+        for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+            if self.every % size == 0:
+                return f"{self.every / size:g}{unit}"
+        return f"{self.every:g}s"
+
+    @property
+    def sliding(self) -> float | None:
+        """The sliding window's length in seconds, or None for since_last."""
+        return None if self.window == "since_last" else parse_duration(self.window, "window")
+
+
 class ProjectConfig(Strict):
     """How the UI, the API and the reports speak of this data: nothing about one dataset is
     hard-coded. The class names are data.target.class_names (label 0, label 1)."""
@@ -410,6 +543,7 @@ class Params(Strict):
     gates: GatesConfig
     alerts: AlertsConfig = AlertsConfig()
     serving: ServingConfig = ServingConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
 

@@ -1,13 +1,35 @@
-"""The prediction log: every served prediction with its inputs, in SQLite (WAL) or any SQLAlchemy URL."""
+"""The prediction log: every served prediction with its inputs, and the labels that arrive later,
+in SQLite (WAL) or any SQLAlchemy URL. The monitoring history lives beside it (store.monitoring)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import JSON, Column, DateTime, Float, Integer, MetaData, String, Table, create_engine, event, func, inspect, select
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    inspect,
+    select,
+    text,
+    type_coerce,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -61,34 +83,118 @@ def _reason(exc: Exception) -> str:
     return str(original or exc).split("\n")[0]
 
 
+SCHEMA_VERSION = 2  # 1: predictions; 2: + row and key of each prediction, the labels table
+
+
+def open_engine(url: str):
+    """A SQLAlchemy engine for the store at `url`: SQLite in WAL mode (readers never wait for the
+    writer; synchronous=NORMAL keeps every committed row through a killed process), else as given."""
+    sqlite = url.startswith("sqlite")
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30} if sqlite else {},
+                           pool_pre_ping=not sqlite)
+    if sqlite:
+        @event.listens_for(engine, "connect")
+        def _wal(connection, _record) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+    return engine
+
+
+def opened(url: str, build):
+    """`build(url)`, with a missing driver or an unusable database turned into a DataError naming the URL."""
+    try:
+        return build(url)
+    except ImportError as exc:  # the URL's database driver is not installed
+        raise DataError(_shown(url), f"needs the database driver {exc.name or exc}, which is not installed",
+                        f"pip install the driver for this URL, or {HINT}") from None
+    except SQLAlchemyError as exc:
+        raise DataError(_shown(url), f"cannot be used as the store ({_reason(exc)})", HINT) from None
+
+
+def record_version(connection, metadata: MetaData, component: str, version: int) -> None:
+    """The schema version of one component, in the `driftgate_schema` table (one row each)."""
+    table = metadata.tables["driftgate_schema"]
+    found = connection.execute(select(table.c.version).where(table.c.component == component)).scalar()
+    if found is None:
+        connection.execute(table.insert().values(component=component, version=version, updated_at=datetime.now(UTC)))
+    elif found < version:
+        connection.execute(table.update().where(table.c.component == component).values(version=version, updated_at=datetime.now(UTC)))
+
+
+def schema_table(metadata: MetaData) -> Table:
+    return Table("driftgate_schema", metadata,
+                 Column("component", String(32), primary_key=True),
+                 Column("version", Integer, nullable=False),
+                 Column("updated_at", DateTime(timezone=True), nullable=False))
+
+
+def utc(value) -> datetime | None:
+    """A stored timestamp as an aware UTC datetime (SQLite gives them back naive)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class LoggedWindow:
+    """Predictions of one window of the log, in id order."""
+
+    ids: np.ndarray
+    timestamps: pd.Series  # UTC
+    probability: np.ndarray
+    inputs: pd.DataFrame  # one column per logged input field
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def first_id(self) -> int | None:
+        return int(self.ids[0]) if len(self.ids) else None
+
+    @property
+    def last_id(self) -> int | None:
+        return int(self.ids[-1]) if len(self.ids) else None
+
+
+@dataclass(frozen=True)
+class LabelsAttached:
+    """What attaching a set of labels did."""
+
+    attached: int  # labels stored (new or replacing an earlier one)
+    replaced: int  # of those, predictions that had a label already
+    unmatched: list[str]  # request ids / keys that name no logged prediction
+    ids: list[int]  # the labelled predictions' ids
+
+    @property
+    def first_id(self) -> int | None:
+        return min(self.ids) if self.ids else None
+
+    @property
+    def last_id(self) -> int | None:
+        return max(self.ids) if self.ids else None
+
+
+CHUNK = 500  # ids or keys per IN (...) query
+
+
 class PredictionLog:
-    """Every prediction, appended in one transaction per request: SQLite in WAL mode by default
-    (concurrent readers while the server writes), or any SQLAlchemy URL (e.g. PostgreSQL)."""
+    """Every prediction, appended in one transaction per request, and the labels that arrive
+    later: SQLite in WAL mode by default (concurrent readers while the server writes), or any
+    SQLAlchemy URL (e.g. PostgreSQL). A request's predictions are committed before it is
+    answered, so an acknowledged prediction survives the server being killed."""
 
     def __init__(self, url_or_path: str | Path = DEFAULT_LOG) -> None:
         """Open (and create, if need be) the log. A setting that is not a database, a URL
         SQLAlchemy cannot use or a database it cannot reach is a DataError naming it."""
         self.url = url = database_url(url_or_path)
-        try:
-            self._open(url)
-        except ImportError as exc:  # the URL's database driver is not installed
-            raise DataError(_shown(url), f"needs the database driver {exc.name or exc}, which is not installed",
-                            f"pip install the driver for this URL, or {HINT}") from None
-        except SQLAlchemyError as exc:
-            raise DataError(_shown(url), f"cannot be used as the prediction log ({_reason(exc)})", HINT) from None
+        opened(url, self._open)
 
     def _open(self, url: str) -> None:
-        sqlite = url.startswith("sqlite")
-        self.engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30} if sqlite else {})
-        if sqlite:
-            @event.listens_for(self.engine, "connect")
-            def _wal(connection, _record) -> None:
-                cursor = connection.cursor()
-                cursor.execute("PRAGMA journal_mode=WAL")
-                cursor.execute("PRAGMA synchronous=NORMAL")
-                cursor.close()
-
-        metadata = MetaData()
+        self.engine = open_engine(url)
+        self.metadata = metadata = MetaData()
+        schema_table(metadata)
         self.table = Table(
             "predictions", metadata,
             Column("id", Integer, primary_key=True, autoincrement=True),
@@ -99,26 +205,49 @@ class PredictionLog:
             Column("probability", Float, nullable=False),
             Column("decision", String(64), nullable=False),
             Column("inputs", JSON, nullable=False),
+            Column("row", Integer, nullable=True),  # position in its request (schema 2)
+            Column("key", String(200), nullable=True, index=True),  # monitoring.label_key's value (schema 2)
+        )
+        self.labels = Table(
+            "labels", metadata,
+            Column("prediction_id", Integer, primary_key=True),  # one label per prediction; a later one replaces it
+            Column("label", Integer, nullable=False),
+            Column("received_at", DateTime(timezone=True), nullable=False),
         )
         metadata.create_all(self.engine)
         found = {column["name"] for column in inspect(self.engine).get_columns("predictions")}
-        missing = sorted({column.name for column in self.table.columns} - found)
+        core = {"id", "timestamp", "request_id", "source", "model_version", "probability", "decision", "inputs"}
+        missing = sorted(core - found)
         if missing:
             raise DataError(_shown(url), f"has a 'predictions' table that is not a driftgate prediction log (no {', '.join(missing)})",
                             f"use another database or file, or {HINT}")
+        with self.engine.begin() as connection:
+            for name in ("row", "key"):  # schema 1 -> 2: the columns are added, existing rows keep NULL
+                if name not in found:
+                    kind = "INTEGER" if name == "row" else "VARCHAR(200)"
+                    connection.execute(text(f'ALTER TABLE predictions ADD COLUMN "{name}" {kind}'))
+            record_version(connection, metadata, "predictions", SCHEMA_VERSION)
 
-    def append(self, inputs: list[dict], predictions: list[dict], request_id: str, source: str, model_version: str) -> None:
-        """One request's predictions; `inputs` are JSON-ready records (missing values as None)."""
+    def append(self, inputs: list[dict], predictions: list[dict], request_id: str, source: str, model_version: str,
+               keys: list[str | None] | None = None) -> None:
+        """One request's predictions; `inputs` are JSON-ready records (missing values as None),
+        `keys` the label key of each (monitoring.label_key), if any."""
         now = datetime.now(UTC)
+        keys = keys or [None] * len(inputs)
         rows = [{"timestamp": now, "request_id": request_id, "source": source, "model_version": model_version,
-                 "probability": p["probability"], "decision": p["decision"], "inputs": record}
-                for p, record in zip(predictions, inputs)]
+                 "probability": p["probability"], "decision": p["decision"], "inputs": record, "row": i, "key": key}
+                for i, (p, record, key) in enumerate(zip(predictions, inputs, keys))]
         with self.engine.begin() as connection:
             connection.execute(self.table.insert(), rows)
 
     def count(self) -> int:
         with self.engine.connect() as connection:
             return int(connection.execute(select(func.count()).select_from(self.table)).scalar_one())
+
+    def last_id(self) -> int:
+        """The newest prediction's id (0 for an empty log)."""
+        with self.engine.connect() as connection:
+            return int(connection.execute(select(func.max(self.table.c.id))).scalar() or 0)
 
     def frame(self, limit: int | None = None) -> pd.DataFrame:
         """The log as a table, one column per input feature (the drift stage can read it as a batch)."""
@@ -132,3 +261,75 @@ class PredictionLog:
         base = pd.DataFrame([{k: v for k, v in row.items() if k != "inputs"} for row in rows])
         inputs = pd.DataFrame([row["inputs"] if isinstance(row["inputs"], dict) else json.loads(row["inputs"]) for row in rows])
         return pd.concat([base, inputs], axis=1).iloc[::-1].reset_index(drop=True)
+
+    def window(self, after_id: int = 0, since: datetime | None = None, model_version: str | None = None,
+               limit: int | None = None, upto_id: int | None = None) -> LoggedWindow:
+        """The predictions with an id above `after_id` (and up to `upto_id`), logged at or after
+        `since`, by `model_version`: the newest `limit` of them, in id order. The query walks the
+        id (or timestamp) index, so its cost grows with the window, not with the log."""
+        t = self.table
+        where = [t.c.id > after_id]
+        if upto_id is not None:
+            where.append(t.c.id <= upto_id)
+        if since is not None:
+            where.append(t.c.timestamp >= since)
+        if model_version is not None:
+            where.append(t.c.model_version == model_version)
+        query = (select(t.c.id, t.c.timestamp, t.c.probability, type_coerce(t.c.inputs, Text).label("inputs"))
+                 .where(and_(*where)).order_by(t.c.id.desc() if limit else t.c.id))
+        if limit:
+            query = query.limit(limit)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        if limit:
+            rows.reverse()
+        if not rows:
+            return LoggedWindow(np.array([], dtype=np.int64), pd.Series([], dtype="datetime64[ns, UTC]"), np.array([]), pd.DataFrame())
+        import orjson
+
+        ids, stamps, probability, inputs = zip(*rows)
+        records = orjson.loads(b"[" + b",".join(r.encode() if isinstance(r, str) else orjson.dumps(r) for r in inputs) + b"]")
+        return LoggedWindow(np.asarray(ids, dtype=np.int64), pd.Series(pd.to_datetime(list(map(utc, stamps)), utc=True)),
+                            np.asarray(probability, dtype=float), pd.DataFrame.from_records(records))
+
+    # ----------------------------------------------------------------------- labels
+
+    def attach_labels(self, labels: list[int], request_ids: list[str] | None = None, rows: list[int] | None = None,
+                      keys: list[str] | None = None) -> LabelsAttached:
+        """Attach labels (0/1) to logged predictions, named by request id and row (a request's
+        position, 0 for a single record) or by key (monitoring.label_key), all in one
+        transaction. A label for a prediction that has one already replaces it."""
+        t, now = self.table, datetime.now(UTC)
+        by_key = keys is not None
+        names = [str(k) for k in keys] if by_key else [f"{r}#{n}" for r, n in zip(request_ids or [], rows or [])]
+        wanted = dict(zip(names, labels))
+        found: dict[str, int] = {}
+        with self.engine.begin() as connection:
+            values = list(dict.fromkeys(keys if by_key else (request_ids or [])))
+            for start in range(0, len(values), CHUNK):
+                chunk = values[start:start + CHUNK]
+                if by_key:
+                    query = select(t.c.id, t.c.key).where(t.c.key.in_(chunk))
+                    found.update({str(key): int(i) for i, key in connection.execute(query)})
+                else:
+                    query = select(t.c.id, t.c.request_id, t.c.row).where(t.c.request_id.in_(chunk))
+                    found.update({f"{r}#{n or 0}": int(i) for i, r, n in connection.execute(query)})
+            matched = {found[name]: int(label) for name, label in wanted.items() if name in found}
+            ids = sorted(matched)
+            replaced = 0
+            for start in range(0, len(ids), CHUNK):
+                chunk = ids[start:start + CHUNK]
+                replaced += connection.execute(delete(self.labels).where(self.labels.c.prediction_id.in_(chunk))).rowcount or 0
+            if ids:
+                connection.execute(self.labels.insert(), [{"prediction_id": i, "label": matched[i], "received_at": now} for i in ids])
+        unmatched = [name.split("#")[0] if not by_key and name.endswith("#0") else name for name in wanted if name not in found]
+        return LabelsAttached(len(ids), replaced, unmatched, ids)
+
+    def labelled(self, first_id: int, last_id: int) -> pd.DataFrame:
+        """The labelled predictions with ids in [first_id, last_id]: id, probability, label."""
+        t, labels = self.table, self.labels
+        query = (select(t.c.id, t.c.probability, labels.c.label).join(labels, labels.c.prediction_id == t.c.id)
+                 .where(and_(t.c.id >= first_id, t.c.id <= last_id)))
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return pd.DataFrame(rows, columns=["id", "probability", "label"])

@@ -1,0 +1,82 @@
+"""The monitor as something that runs: one pass, or passes on a schedule, from the CLI or inside
+the server (`driftgate serve --monitor-every 5m`). Whatever runs it, the store's lease lets only
+one pass run at a time."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from driftgate.config import Params, Paths
+from driftgate.errors import DriftgateError
+from driftgate.monitoring.monitor import PassOutcome, run_pass
+from driftgate.monitoring.reference import ModelInfo
+from driftgate.store.monitoring import LeaseHeld, MonitoringStore
+from driftgate.store.predictions import PredictionLog
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class Monitor:
+    params: Params
+    log: PredictionLog
+    store: MonitoringStore
+    model_path: Path
+    paths: Paths = field(default_factory=Paths)
+    say: Say = print
+    notify: bool = True
+
+    @classmethod
+    def open(cls, params: Params, log_setting: str | Path, model_path: Path, paths: Paths | None = None, say: Say = print,
+             notify: bool = True) -> Monitor:
+        return cls(params, PredictionLog(log_setting), MonitoringStore(log_setting), Path(model_path), paths or Paths(), say, notify)
+
+    @property
+    def model(self) -> ModelInfo:
+        return ModelInfo.from_card(self.model_path)  # read per pass: a promoted model is picked up
+
+    def once(self) -> PassOutcome:
+        """One pass. Raises LeaseHeld when another process is running one."""
+        return run_pass(self.params, self.log, self.store, self.model, self.paths, self.model_path, self.say,
+                        self._notify if self.notify else None)
+
+    def _notify(self, outcome: PassOutcome) -> None:
+        from driftgate.monitoring.notify import send_alerts
+
+        for line in send_alerts(outcome, self.params, self.model.version):
+            self.say(line)
+
+    def every(self, seconds: float, stop: threading.Event, on_error: Callable[[DriftgateError], bool] | None = None) -> None:
+        """Passes every `seconds` until `stop` is set. A pass another process holds the lease for
+        is left to it; a DriftgateError goes to `on_error`, which says whether to go on."""
+        while not stop.is_set():
+            try:
+                self.once()
+            except LeaseHeld as held:
+                self.say(f"{held}: left to it")
+            except DriftgateError as exc:
+                if on_error is None or not on_error(exc):
+                    raise
+            stop.wait(seconds)
+
+
+def background(monitor: Monitor, seconds: float) -> tuple[threading.Thread, threading.Event]:
+    """Passes in a daemon thread (inside the server); errors are said, never raised into the server."""
+    stop = threading.Event()
+
+    def on_error(exc: DriftgateError) -> bool:
+        monitor.say(f"monitoring pass failed: {exc.message}")
+        return True
+
+    def run() -> None:
+        try:
+            monitor.every(seconds, stop, on_error)
+        except Exception as exc:  # noqa: BLE001 - a monitor bug must not take the server down; it is said once
+            monitor.say(f"the monitor stopped: {type(exc).__name__}: {exc}")
+
+    thread = threading.Thread(target=run, name="driftgate-monitor", daemon=True)
+    thread.start()
+    return thread, stop
