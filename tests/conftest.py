@@ -182,3 +182,31 @@ def served_project(tmp_path_factory) -> Path:
     finally:
         os.chdir(cwd)
     return folder
+
+
+@pytest.fixture(scope="session")
+def flights_project(raw_data_dir, tmp_path_factory) -> Path:
+    """The bundled flights data validated and the default model trained on it, in a folder of its
+    own (params.yaml, data/, artifacts/): what the monitor needs. Built once for all workers."""
+    from typer.testing import CliRunner
+
+    from driftgate.cli.main import app
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # this run's workers share it, never a later run
+    folder = shared / "flights-project"
+    with FileLock(str(shared / "flights-project.lock")):
+        if not (folder / "artifacts" / "model.json").is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            shutil.copy2(ROOT / "params.yaml", folder / "params.yaml")
+            shutil.copytree(raw_data_dir, folder / "data", ignore=shutil.ignore_patterns(".gitignore", "*.dvc"))
+            cwd = os.getcwd()
+            os.chdir(folder)
+            try:
+                for stage in ("validate", "train"):
+                    result = CliRunner().invoke(app, [stage], catch_exceptions=False)
+                    assert result.exit_code == 0, f"{stage}: {result.output}"
+            finally:
+                os.chdir(cwd)
+    return folder
