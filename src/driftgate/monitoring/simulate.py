@@ -471,6 +471,7 @@ class Tally:
     errors: int = 0  # requests answered with an error (or not at all)
     warnings: int = 0  # server warnings on accepted records (values outside the training range ...)
     labels_posted: int = 0  # labels the server took
+    labels_attached: int = 0  # of those, labels it attached to a logged prediction (its answer's `attached`)
     labels_unmatched: int = 0  # of those, labels the server found no prediction for
     labels_pending: int = 0  # acknowledged rows whose label is not posted yet
     messages: dict[str, int] = field(default_factory=dict)  # error message -> times
@@ -539,6 +540,8 @@ class Replay:
             if answer.ok:
                 tally.labels_posted += len(part)
                 body = answer.body if isinstance(answer.body, dict) else {}
+                attached = body.get("attached")
+                tally.labels_attached += attached if isinstance(attached, int) and not isinstance(attached, bool) else len(part)
                 unmatched = body.get("unmatched")
                 tally.labels_unmatched += len(unmatched) if isinstance(unmatched, list) else int(unmatched or 0)
             elif answer.status in (404, 405):
@@ -653,9 +656,8 @@ class Replay:
         if t.labels_off:
             lines.append(t.labels_off)
         elif self.delay is not None or t.labels_posted:
-            text = f"labels posted: {t.labels_posted:,}"
-            if t.labels_unmatched:
-                text += f" ({t.labels_unmatched:,} matched no prediction)"
+            text = f"labels posted: {t.labels_posted:,} (attached {t.labels_attached:,}"
+            text += f", {t.labels_unmatched:,} matched no prediction)" if t.labels_unmatched else ")"
             if t.labels_pending:
                 text += f"; {t.labels_pending:,} not posted (the run ended before their delay)"
             lines.append(text)
