@@ -284,14 +284,14 @@ class MonitoringStore:
 
     def pass_metrics(self, pass_id: int) -> list[dict]:
         with self.engine.connect() as connection:
-            return [dict(r) for r in connection.execute(select(self.metrics).where(self.metrics.c.pass_id == pass_id)).mappings()]
+            return [_aware(dict(r)) for r in connection.execute(select(self.metrics).where(self.metrics.c.pass_id == pass_id)).mappings()]
 
     def passes_covering(self, first_id: int, last_id: int) -> list[dict]:
         """Judged passes whose window holds any prediction id in [first_id, last_id]."""
         p = self.passes
         query = select(p).where(and_(p.c.status == "done", p.c.first_id <= last_id, p.c.last_id >= first_id)).order_by(p.c.id)
         with self.engine.connect() as connection:
-            return [dict(r) for r in connection.execute(query).mappings()]
+            return [_aware(dict(r)) for r in connection.execute(query).mappings()]
 
     def update_realized(self, pass_id: int, values: dict[str, Any]) -> None:
         with self.engine.begin() as connection:
