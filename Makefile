@@ -55,12 +55,16 @@ $(GITLAB_CI_LOCAL):
 
 # System packages the tests run for real: rsync (gitlab-ci-local copies each job's folder with
 # it), shellcheck (the job scripts, and actionlint's run: steps), chromium (the demo in a real
-# browser). Each Debian package is named after the command it brings.
+# browser). Each Debian package is named after the command it brings. And postgresql, whose
+# server the store's tests start (tests/postgres.py): Debian keeps its initdb off PATH, in
+# /usr/lib/postgresql/N/bin, so it is looked for there.
 SYSTEM_TOOLS := rsync shellcheck chromium
+HAS_POSTGRES := ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null
 
-## Install the test tools that are not Python packages: gitlab-ci-local, and rsync, shellcheck, chromium with apt-get (as root; else it says what to install and exits 2)
+## Install the test tools that are not Python packages: gitlab-ci-local, and rsync, shellcheck, chromium, postgresql with apt-get (as root; else it says what to install and exits 2)
 tools: $(GITLAB_CI_LOCAL)
 	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	{ $(HAS_POSTGRES); } || missing="$$missing postgresql"; \
 	[ -z "$$missing" ] && exit 0; \
 	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
 	  echo "error: the tests need these system packages, missing here:$$missing" >&2; \
@@ -73,7 +77,8 @@ tools: $(GITLAB_CI_LOCAL)
 	apt-get install -y -q$$missing >/dev/null 2>&1 || \
 	  { echo "apt-get update, then install again"; apt-get update -q >/dev/null && apt-get install -y -q$$missing >/dev/null; } || \
 	  { echo "error: apt-get could not install$$missing: install them and run make test again" >&2; exit 2; }; \
-	for tool in $$missing; do command -v $$tool >/dev/null || { echo "error: $$tool is still not on PATH after apt-get install $$tool" >&2; exit 2; }; done
+	for tool in $$missing; do [ $$tool = postgresql ] && continue; command -v $$tool >/dev/null || { echo "error: $$tool is still not on PATH after apt-get install $$tool" >&2; exit 2; }; done; \
+	{ $(HAS_POSTGRES); } || { echo "error: no /usr/lib/postgresql/*/bin/initdb after apt-get install postgresql" >&2; exit 2; }
 
 ## Start the demo and REST API on http://127.0.0.1:7860 (trains the model first if needed)
 demo: $(VENV)/.installed-serve
