@@ -51,6 +51,7 @@ class Contract(ThreadingHTTPServer):
         self.ports: set[int] = set()
         self.predict_status = 200
         self.labels_status = 200
+        self.gone = False  # True: every connection is dropped without an answer
         self.lock = threading.Lock()
 
     @property
@@ -81,6 +82,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         server: Contract = self.server
         server.ports.add(self.client_address[1])
+        if server.gone:
+            self.close_connection = True
+            return
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
         with server.lock:
             if self.path == "/predict":
@@ -181,6 +185,26 @@ def test_a_server_without_labels_gets_the_predictions_and_the_run_says_so(contra
     assert "30 of 30 flights acknowledged" in result.output
     assert "the server has no POST /labels (it answered 404)" in result.output
     assert contract.labels == []
+
+
+@pytest.mark.parametrize("prefer_httpx", [True, False], ids=["httpx", "http.client"])
+def test_a_server_that_goes_away_mid_run_ends_it_with_what_was_done(contract, accepted, prefer_httpx):
+    rows = sim.prepare_rows(sim.load_window(DATASET, "2013-02"), accepted, 50, "time", 0)
+    now = [0.0]  # the replay's clock: it moves only when the replay pauses
+
+    def sleep(seconds: float) -> None:  # the pause before each request: the server dies before the 6th
+        now[0] += seconds
+        if len(contract.predicts) == 5 and not contract.gone:
+            contract.gone = True
+            contract.shutdown()
+            contract.server_close()
+
+    replay = sim.Replay(contract.url, rows, accepted.schema, rate=1000.0, delay=60.0, say=lambda _: None, what="flights",
+                        prefer_httpx=prefer_httpx, sleep=sleep, clock=lambda: now[0])
+    tally = replay.run()
+    assert tally.acknowledged == 5 and tally.labels_pending == 5 and not tally.stopped
+    assert tally.failure.startswith("the server stopped answering") and tally.hint == sim.UP_HINT
+    assert "5 of 50 flights acknowledged" in replay.summary()[0]
 
 
 def test_no_server_is_a_clear_error_with_exit_2():
