@@ -185,7 +185,7 @@ def test_refused_recipients_are_a_line_naming_the_server(params, webhook):
 
 
 @pytest.mark.slow  # a real pass: the frozen reference, drift of 17 columns and the estimator's fit take 15-70 s here
-def test_a_real_pass_over_july_mails_and_posts_its_critical_drift_alert(root, params, tmp_path, smtp, webhook, monkeypatch):
+def test_a_real_pass_over_july_mails_and_posts_its_critical_drift_alert(flights_project, params, tmp_path, smtp, webhook, monkeypatch):
     """Predictions of the bundled model on 500 July 2013 rows, logged as the server logs them, then
     one pass of the monitor as `driftgate monitor --once` runs it."""
     import pandas as pd
@@ -201,7 +201,7 @@ def test_a_real_pass_over_july_mails_and_posts_its_critical_drift_alert(root, pa
     hook, host = webhook
     for name, value in {**smtp_env(port), "DRIFTGATE_WEBHOOK_URL": f"http://{host}{SECRET_PATH}"}.items():
         monkeypatch.setenv(name, value)
-    paths = Paths(root)
+    paths = Paths(flights_project)
     model = ModelInfo.from_card(paths.model)
     pipeline, _ = train.load(paths.model, paths.model_card)
     july = select_window(pd.read_parquet(paths.dataset), parse_window("2013-07"), "July").sample(500, random_state=1)
