@@ -222,3 +222,33 @@ class GateVerdicts(Result):
     @property
     def failed(self) -> list[GateResult]:
         return [g for g in self.gates if g.status == "FAIL"]
+
+
+# --------------------------------------------------------------------------- monitoring
+
+
+class AlertRow(Result):
+    """One row of the alert history: an incident fired, was notified again, changed level or resolved."""
+
+    rule: str
+    level: Literal["ok", "warning", "critical"]
+    event: Literal["fired", "renotified", "escalated", "deescalated", "resolved"]
+    value: float | None = None
+    threshold: float | None = None
+    message: str
+    incident: int | None = None
+
+
+class MonitorPass(Result):
+    """One monitoring pass as the CLI, the CI schedule's report and the notifications show it."""
+
+    pass_id: int
+    status: Literal["done", "skipped"]
+    reason: str
+    level: Literal["ok", "warning", "critical"]
+    rows: int
+    model_version: str = ""
+    metrics: dict[str, float | None] = {}
+    estimate_reason: str | None = None
+    alerts: list[AlertRow] = []
+    drift: DriftResult | None = None

@@ -37,6 +37,8 @@ def monitor(
     fail_on: Annotated[FailOn, typer.Option("--fail-on", help="exit 1 when a pass is at this level or worse "
                                             "(a CI schedule's job then fails)")] = "never",
     no_notify: Annotated[bool, typer.Option("--no-notify", help="record alerts but send no email or webhook")] = False,
+    report: Annotated[Optional[Path], typer.Option("--report", help="with --once: write the pass as Markdown here "
+                                                   "(level, window, drift, F1, alerts, the drift table)")] = None,
 ) -> None:
     """Judge the newest window of the prediction log: drift of the inputs, the scores and the
     decisions, data quality, F1 (realized once labels are in, else estimated), alert levels.
@@ -57,6 +59,12 @@ def monitor(
             out.print(f"{held}: nothing done")
             return
         out.print(outcome.reason if outcome.status == "skipped" else f"pass {outcome.pass_id}: {outcome.level} ({outcome.reason})")
+        if report is not None:
+            from driftgate.io import write_text
+            from driftgate.reporting.render import pass_markdown
+
+            write_text(report, pass_markdown(outcome.result(), params.project.title))
+            step(f"wrote {report}")
         if ranks[outcome.level] >= ranks[fail_on]:
             raise typer.Exit(EXIT_GATE_FAILED)
         return

@@ -26,9 +26,10 @@ import pandas as pd
 
 from driftgate.config import Params, Paths
 from driftgate.data.dataset import PREDICTED_LABEL, PREDICTION, features_frame
+from driftgate.errors import DriftgateError
 from driftgate.monitoring.levels import NOTIFIED, conditions, transitions, worst
 from driftgate.monitoring.reference import FrozenReference, ModelInfo, frozen
-from driftgate.results import DriftResult
+from driftgate.results import AlertRow, DriftResult, MonitorPass
 from driftgate.store.monitoring import MonitoringStore
 from driftgate.store.predictions import PredictionLog
 
@@ -48,9 +49,17 @@ class PassOutcome:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
+    model_version: str = ""
+
     @property
     def notifiable(self) -> list[dict[str, Any]]:
         return [a for a in self.alerts if a["event"] in NOTIFIED]
+
+    def result(self) -> MonitorPass:
+        """The typed result the renderers read."""
+        return MonitorPass(pass_id=self.pass_id, status=self.status, reason=self.reason, level=self.level, rows=self.rows,
+                           model_version=self.model_version, metrics=self.metrics, estimate_reason=self.estimate_reason,
+                           alerts=[AlertRow(**a) for a in self.alerts], drift=self.drift)
 
 
 _ESTIMATORS: dict[str, Any] = {}  # frozen reference sha256 -> estimation.Reference (fitting it takes seconds)
@@ -134,7 +143,8 @@ def run_pass(params: Params, log: PredictionLog, store: MonitoringStore, model: 
             say(reason)
             pass_id = store.record_pass({**base, "finished_at": datetime.now(UTC), "status": "skipped", "reason": reason,
                                         "level": "ok"}, [], [])
-            return PassOutcome(pass_id, "skipped", reason, "ok", len(window), seconds=time.perf_counter() - clock)
+            return PassOutcome(pass_id, "skipped", reason, "ok", len(window), seconds=time.perf_counter() - clock,
+                               model_version=model.version)
         cut = f"; cut to the newest {settings.max_rows:,}" if len(window) == settings.max_rows else ""
         reason = f"{len(window):,} {params.project.rows}: {described}{cut}"
         say(f"window: {reason}")
@@ -154,9 +164,14 @@ def run_pass(params: Params, log: PredictionLog, store: MonitoringStore, model: 
         rise, rise_column = _missing_rise(drift, reference.feature_kinds)
 
         say("estimating F1 without labels")
-        from driftgate.estimation import estimate_f1
+        from driftgate.estimation import PerformanceEstimate, estimate_f1
 
-        estimate = estimate_f1(estimator(reference, params), window.probability, current[list(reference.feature_kinds)])
+        try:
+            estimate = estimate_f1(estimator(reference, params), window.probability, current[list(reference.feature_kinds)])
+        except DriftgateError as exc:  # e.g. a holdout too small to measure the shift margin on: no estimate, said why
+            estimate = PerformanceEstimate(estimate=None, lower=None, upper=None, rows=len(window), abstained=True,
+                                           reason=f"no estimate: {exc.problem}", domain_auc=None,
+                                           coverage=settings.estimation.coverage, threshold=reference.threshold)
         labelled = realized(log.labelled(window.first_id, window.last_id), reference.threshold)
         metrics: dict[str, Any] = {
             "drift_share": drift.drift_share, "drifted_columns": float(drift.n_drifted), "tested_columns": float(drift.n_columns),
@@ -184,7 +199,7 @@ def run_pass(params: Params, log: PredictionLog, store: MonitoringStore, model: 
             row["realized_at"] = datetime.now(UTC)
         pass_id = store.record_pass(row, rows, alerts)
         outcome = PassOutcome(pass_id, "done", reason, level, len(window), metrics, drift, estimate.reason, alerts,
-                              time.perf_counter() - clock)
+                              time.perf_counter() - clock, model.version)
     finally:
         store.release(holder)
     say(f"pass {outcome.pass_id}: {level}" + "".join(f"\n  {a['event']}: {a['message']}" for a in alerts))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from driftgate.results import ColumnDrift, DriftResult, GateResult, GateVerdicts
+from driftgate.results import ColumnDrift, DriftResult, GateResult, GateVerdicts, MonitorPass
 
 GATE_HEADERS = ["gate", "value", "threshold", "status", "what to look at"]
 DRIFT_HEADERS = ["column", "type", "test", "score", "drift if", "drifted", "notes"]
@@ -124,3 +124,46 @@ def drift_markdown(result: DriftResult, plot: str | None = None) -> str:
     if plot:
         lines += [f"![Reference vs current for the most drifted columns]({plot})", ""]
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- monitoring
+
+LEVEL_MARK = {"ok": "OK", "warning": "WARNING", "critical": "CRITICAL"}
+
+
+def f1_text(metrics: dict, estimate_reason: str | None = None) -> list[str]:
+    """The pass's F1 lines: realized (with its label count) and the label-free estimate or why there is none."""
+    lines = []
+    labelled = int(metrics.get("labelled_rows") or 0)
+    if metrics.get("realized_f1") is not None:
+        lines.append(f"Realized F1 {metrics['realized_f1']:.3f} on {labelled:,} labelled predictions "
+                     f"(precision {score(metrics.get('realized_precision'))}, recall {score(metrics.get('realized_recall'))}).")
+    else:
+        lines.append(f"Realized F1: not yet ({labelled:,} labels in).")
+    if metrics.get("estimated_f1") is not None:
+        lines.append(f"Estimated F1 {metrics['estimated_f1']:.3f} [{metrics['estimated_lower']:.3f}, {metrics['estimated_upper']:.3f}] "
+                     "without labels (it never gates on its own).")
+    elif estimate_reason:
+        lines.append(f"Estimated F1: none ({estimate_reason}).")
+    return lines
+
+
+def pass_markdown(result: MonitorPass, title: str = "") -> str:
+    """A pass as Markdown: the level, the window, drift, F1, the alert events and the drift table."""
+    from tabulate import tabulate
+
+    heading = f"# Monitoring pass {result.pass_id}{f': {title}' if title else ''}: {LEVEL_MARK[result.level]}"
+    lines = [heading, "", f"Window: {result.reason}." + (f" Model {result.model_version}." if result.model_version else "")]
+    if result.status == "skipped":
+        return "\n".join([*lines, "", "Nothing was judged.", ""])
+    if result.drift is not None:
+        lines += ["", drift_headline(result.drift)]
+    lines += f1_text(result.metrics, result.estimate_reason)
+    if result.alerts:
+        rows = [[a.event, LEVEL_MARK[a.level], a.rule, a.message] for a in result.alerts]
+        lines += ["", "## Alerts", "", tabulate(rows, headers=["event", "level", "rule", "what"], tablefmt="github",
+                                                 disable_numparse=True)]
+    if result.drift is not None:
+        lines += ["", "## Drift by column", "", tabulate(drift_rows(result.drift), headers=DRIFT_HEADERS, tablefmt="github",
+                                                          disable_numparse=True)]
+    return "\n".join([*lines, ""])
