@@ -1,4 +1,5 @@
-"""The REST routes: POST /predict, GET /health, GET /metrics, with the OpenAPI docs.
+"""The REST routes: POST /predict, GET /health, GET /metrics, with the OpenAPI docs; the
+monitoring routes and POST /labels are `monitoring_api`'s.
 
 The parts live beside it: the request schema (`schema`), the served model (`model`), request
 batching (`batcher`), request metrics (`metrics`), what the routes and the UI share (`service`);
@@ -16,12 +17,15 @@ from pydantic import ValidationError
 
 from driftgate.serving.docs import add_offline_docs
 from driftgate.serving.metrics import _Measure
+from driftgate.serving.monitoring_api import LABEL_MESSAGES, add_monitoring_routes
 from driftgate.serving.schema import readable_error
 from driftgate.serving.service import Service
 
+LIMITED = ("/predict", "/labels")  # the routes that take a body
+
 
 class _BodyLimit:
-    """Refuses a /predict body over `max_mb` with a 413 before it is read into memory: at once
+    """Refuses a /predict or /labels body over `max_mb` with a 413 before it is read into memory: at once
     when Content-Length says so, else as soon as the streamed bytes pass the limit (the app is
     then told the client left, and whatever it answers is replaced by the 413)."""
 
@@ -29,7 +33,7 @@ class _BodyLimit:
         self.app, self.max_mb, self.max_bytes = app, max_mb, int(max_mb * 1024 * 1024)
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"] != "/predict":
+        if scope["type"] != "http" or scope["path"] not in LIMITED:
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers", ())).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
@@ -78,9 +82,12 @@ def _not_json(content_type: str | None):
 
 
 def create_api(service: Service, max_body_mb: float = 20.0, max_records: int = 200_000):
-    """The FastAPI app: POST /predict, GET /health, GET /metrics (OpenAPI docs at /docs and /redoc).
-    A /predict body over `max_body_mb` is refused with a 413 before it is read; a list of
-    more than `max_records` records with a 422 (serving.max_upload_mb, serving.max_batch_rows)."""
+    """The FastAPI app: POST /predict, GET /health, GET /metrics (OpenAPI docs at /docs and /redoc),
+    and the monitoring routes and POST /labels (`monitoring_api`). A body over `max_body_mb` is
+    refused with a 413 before it is read; a list of more than `max_records` records (or labels)
+    with a 422 (serving.max_upload_mb, serving.max_batch_rows). With monitoring.label_key set, a
+    record may carry that field: it is taken out before the record is checked and stored as its
+    prediction's key, which POST /labels can name it by."""
     from fastapi import Body, FastAPI
     from fastapi.exception_handlers import http_exception_handler
     from fastapi.exceptions import RequestValidationError
@@ -99,7 +106,6 @@ def create_api(service: Service, max_body_mb: float = 20.0, max_records: int = 2
                                                     "(label 1) and the decision against the model's threshold; every "
                                                     "prediction is logged."])))
     add_offline_docs(api)
-    record = model.record_model
 
     api.add_middleware(_BodyLimit, max_mb=max_body_mb)
     api.add_middleware(_Measure, metrics=service.metrics)  # added last, so it runs first and counts the 413s too
@@ -114,11 +120,14 @@ def create_api(service: Service, max_body_mb: float = 20.0, max_records: int = 2
             raise RequestValidationError([{"loc": ("body",), "type": "too_long", "input": None,
                                            "msg": f"{len(payload):,} records; at most {max_records:,} per request "
                                                   "(serving.max_batch_rows in params.yaml)"}])
+        payload, keys, key_errors = model.take_keys(payload)
         try:
             records, warnings = model.parse(payload)
         except ValidationError as exc:
-            raise RequestValidationError(exc.errors(include_url=False)) from None
-        predictions, request_id = service.predict_records(records, "rest")
+            raise RequestValidationError(key_errors + exc.errors(include_url=False)) from None
+        if key_errors:
+            raise RequestValidationError(key_errors)
+        predictions, request_id = service.predict_records(records, "rest", keys)
         return {"request_id": request_id, "model_version": model.version, "predictions": predictions, "warnings": warnings}
 
     # The Record schema in the OpenAPI document (the route takes a free-form body to accept both shapes).
@@ -126,7 +135,7 @@ def create_api(service: Service, max_body_mb: float = 20.0, max_records: int = 2
 
     def openapi():
         schema = original_openapi()
-        schema.setdefault("components", {}).setdefault("schemas", {})["Record"] = record.model_json_schema()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Record"] = model.record_schema()
         return schema
 
     api.openapi = openapi
@@ -142,15 +151,18 @@ def create_api(service: Service, max_body_mb: float = 20.0, max_records: int = 2
         body, content_type = service.metrics.exposition()
         return Response(body, media_type=content_type)
 
+    add_monitoring_routes(api, service, max_records)
+
     @api.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        if request.url.path == "/predict" and exc.status_code == 400:  # FastAPI could not decode the body at all
+        if request.url.path in LIMITED and exc.status_code == 400:  # FastAPI could not decode the body at all
             return JSONResponse({"detail": [{"field": "body", "type": "unreadable_body", "message":
                                              "the body cannot be read as JSON: send UTF-8 JSON text"}]}, status_code=400)
         return await http_exception_handler(request, exc)
 
     @api.exception_handler(RequestValidationError)
-    async def invalid(_request: Request, exc: RequestValidationError):
-        return JSONResponse({"detail": [readable_error(e) for e in exc.errors()]}, status_code=422)
+    async def invalid(request: Request, exc: RequestValidationError):
+        wording = LABEL_MESSAGES if request.url.path == "/labels" else None
+        return JSONResponse({"detail": [readable_error(e, wording) for e in exc.errors()]}, status_code=422)
 
     return api

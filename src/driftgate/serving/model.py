@@ -12,10 +12,10 @@ from pydantic import BaseModel
 
 from driftgate.config import Params, Paths, ProjectConfig, ValidationConfig
 from driftgate.data.dataset import FeatureSchema
-from driftgate.errors import DataError
+from driftgate.errors import ConfigError, DataError
 from driftgate.model import scorer as inference
 from driftgate.model.scorer import FastScorer
-from driftgate.serving.schema import parse_records, record_model, records_frame, unseen_values
+from driftgate.serving.schema import KEY_LENGTH, label_key_value, parse_records, record_model, records_frame, unseen_values
 
 
 @dataclass
@@ -32,11 +32,16 @@ class ServedModel:
     version: str = ""
     project: ProjectConfig = ProjectConfig()
     limits: ValidationConfig = ValidationConfig()
+    label_key: str | None = None  # monitoring.label_key: a field a record may carry, stored as its prediction's key
     record_model: type[BaseModel] = field(init=False)
     fast: FastScorer | None = field(init=False)  # None: scikit-learn's own path (see driftgate.model.scorer)
 
     def __post_init__(self) -> None:
         self.version = self.version or str(self.card.get("model_sha256", "unknown"))[:12]
+        if self.label_key is not None and self.label_key in self.schema.columns:
+            raise ConfigError("monitoring.label_key", f"{self.label_key!r} is a feature of the model, so it cannot also name "
+                              "predictions for their labels", "set it to a field that identifies a record and is no feature "
+                              "(e.g. an id column left out by data.features.exclude), or remove it")
         profile = self.card.get("feature_profile", {})
         self.record_model = record_model(self.schema, profile, self.limits)
         self.fast, _ = inference.build(self.pipeline, profile, list(self.schema.columns))
@@ -57,13 +62,49 @@ class ServedModel:
             raise DataError(card_path, f"is not a complete model card (features or threshold: {exc!r})",
                             "retrain with `dvc repro train`") from None
         return cls(pipeline, card, schema, threshold, names, project=_project(card, card_path, params),
-                   limits=params.validation if params else ValidationConfig())
+                   limits=params.validation if params else ValidationConfig(),
+                   label_key=params.monitoring.label_key if params else None)
 
     def parse(self, payload: Any) -> tuple[list[dict], list[dict]]:
         """A request's records, validated (a pydantic ValidationError names the field), and the
         warnings about valid values the model never saw in training."""
         records = parse_records(self.record_model, payload)
         return records, unseen_values(records, self.schema, self.card.get("feature_profile", {}), isinstance(payload, list))
+
+    def take_keys(self, payload: Any) -> tuple[Any, list[str | None] | None, list[dict]]:
+        """The request without monitoring.label_key's field, the key of each record (None where a
+        record has none; no list at all when label_key is not set) and the errors of keys that
+        cannot be stored, in FastAPI's error format (loc, type, msg, input)."""
+        if not self.label_key:
+            return payload, None, []
+        numbered = isinstance(payload, list)
+        items = payload if numbered else [payload]
+        stripped, keys, errors = [], [], []
+        for index, item in enumerate(items):
+            key = None
+            if isinstance(item, dict) and self.label_key in item:
+                item = dict(item)
+                key, problem = label_key_value(item.pop(self.label_key))
+                if problem:
+                    errors.append({"loc": ("body", *((index,) if numbered else ()), self.label_key), "type": "label_key",
+                                   "msg": f"{problem} (monitoring.label_key in params.yaml: the key POST /labels names "
+                                          f"this {self.project.row} by)", "input": None})
+            stripped.append(item)
+            keys.append(key)
+        return (stripped if numbered else stripped[0]), keys, errors
+
+    def record_schema(self) -> dict:
+        """The Record schema of the OpenAPI document: the features, and monitoring.label_key's field when set."""
+        schema = self.record_model.model_json_schema()
+        if self.label_key:
+            schema.setdefault("properties", {})[self.label_key] = {
+                "title": self.label_key, "anyOf": [{"type": "string", "minLength": 1, "maxLength": KEY_LENGTH}, {"type": "integer"},
+                                                   {"type": "null"}],
+                "description": (f"Optional, not a feature (monitoring.label_key): the {self.project.row}'s key, taken out "
+                                "before the record is checked and stored with its prediction, so that POST /labels can "
+                                "name the prediction by it ({\"key\": ..., \"label\": ...}). A whole number is stored as text."),
+            }
+        return schema
 
     @property
     def positive(self) -> str:

@@ -1,6 +1,7 @@
 """The request schema: one input record as a pydantic model built from the model's features and
 the hard limits in params.yaml, its validation, the warnings of values the model never saw in
-training, and the model's input frame from validated records."""
+training, the label key a record may carry (monitoring.label_key), and the model's input frame
+from validated records."""
 
 from __future__ import annotations
 
@@ -147,9 +148,11 @@ _MESSAGES = {  # pydantic's own wording, where it does not say what to do
 }
 
 
-def readable_error(error: dict) -> dict:
+def readable_error(error: dict, messages: dict[str, str] | None = None) -> dict:
     """A validation error as {field, message, type}: the field's path (with the record's index
-    in a list) and a message that says what to send instead."""
+    in a list) and a message that says what to send instead. `messages` replace the wording of
+    /predict's records for another body (by error type; "empty_body" for no body at all)."""
+    wording = {**_MESSAGES, **(messages or {})}
     kind = error.get("type", "invalid")
     if kind == "json_invalid":  # FastAPI's: loc is ("body", character offset)
         where = error.get("loc", ())[-1]
@@ -157,10 +160,32 @@ def readable_error(error: dict) -> dict:
                                                           f" (at character {where})"}
     path = [str(p) for p in error.get("loc", ()) if p != "body"]
     field = ".".join(path) or "body"
-    message = _MESSAGES.get(kind, error.get("msg", "invalid")).replace("{kind}", _kind(error.get("input")))
+    message = wording.get(kind, error.get("msg", "invalid")).replace("{kind}", _kind(error.get("input")))
     if kind == "missing" and field == "body":
-        message = "the body is empty: send one record (a JSON object) or a list of them"
+        message = wording.get("empty_body", "the body is empty: send one record (a JSON object) or a list of them")
     return {"field": field, "message": message, "type": kind}
+
+
+# --------------------------------------------------------------------------- the label key
+
+
+KEY_LENGTH = 200  # the prediction log's key column holds at most this many characters
+
+
+def label_key_value(value: Any) -> tuple[str | None, str]:
+    """A record's label key as stored (text; a whole number as its digits; null as no key) and
+    the problem with it, or "" when there is none."""
+    if value is None:
+        return None, ""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value), ""
+    if not isinstance(value, str):
+        return None, f"expected text or a whole number, got {_kind(value)} {_shown(value)}"
+    if not value.strip():
+        return None, "an empty key: send the key as text, or leave the field out"
+    if len(value) > KEY_LENGTH:
+        return None, f"a key of {len(value):,} characters: at most {KEY_LENGTH}"
+    return value, ""
 
 
 # --------------------------------------------------------------------------- after validation

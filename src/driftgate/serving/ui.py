@@ -116,13 +116,12 @@ def batch_history(reports: Path) -> pd.DataFrame:
 
 def monitoring_figure(history: pd.DataFrame, log: pd.DataFrame, gates: dict, threshold: float | None = None,
                       positive: str = "positive"):
-    """F1 and drift share of the checked batches (left); the logged probabilities of `positive` (right)."""
-    import matplotlib
+    """Before any monitoring pass: F1 and drift share of the checked batches (left); the logged
+    probabilities of `positive` (right)."""
+    from driftgate.reporting.plots import new_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig = new_figure(figsize=(11, 3.8))
+    left, right = fig.subplots(1, 2)
     if len(history):
         x = np.arange(len(history))
         left.plot(x, history["f1"].astype(float), marker="o", label="F1")
@@ -148,28 +147,139 @@ def monitoring_figure(history: pd.DataFrame, log: pd.DataFrame, gates: dict, thr
     return fig
 
 
+# The Monitoring tab, from the monitoring history in the prediction log's database.
+MONITOR_PASSES = 500  # the newest passes the tab draws and lists
+MONITOR_ALERTS = 200  # the newest alert rows it lists
+ALERT_COLUMNS = ["time", "event", "level", "rule", "message"]
+NO_PASS_YET = "no monitoring pass yet: run `driftgate monitor --once` or start with --monitor-every"
+
+
+def _when(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value is not None else ""
+
+
+def _f1(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def alert_table(alerts: list[dict]) -> pd.DataFrame:
+    """The alert timeline, newest first: one row per fired, renotified, escalated, eased or resolved alert."""
+    rows = sorted(alerts, key=lambda a: a["id"], reverse=True)
+    return pd.DataFrame([[_when(a["at"]), a["event"], a["level"], a["rule"], a["message"]] for a in rows], columns=ALERT_COLUMNS)
+
+
+def pass_table(passes: list[dict], rows: str = "rows") -> pd.DataFrame:
+    """Every pass, newest first: when, status, level, window size, drift share, F1 estimated (and its
+    interval) and realized, and the reason (why a pass was skipped, what its window was)."""
+    columns = ["pass", "finished", "status", "level", rows, "drift share", "estimated F1", "interval", "realized F1",
+               f"labelled {rows}", "reason"]
+    out = []
+    for p in sorted(passes, key=lambda p: p["id"], reverse=True):
+        judged = p["status"] == "done"
+        interval = (f"{p['estimated_lower']:.3f} to {p['estimated_upper']:.3f}"
+                    if p.get("estimated_lower") is not None and p.get("estimated_upper") is not None else "")
+        estimate = _f1(p.get("estimated_f1")) if p.get("estimated_f1") is not None else ("abstained" if judged else "")
+        out.append([p["id"], _when(p["finished_at"]), p["status"], p["level"] if judged else "", p["rows"],
+                    "" if p.get("drift_share") is None else round(p["drift_share"], 3), estimate, interval,
+                    "" if p.get("realized_f1") is None else round(p["realized_f1"], 3),
+                    int(p.get("labelled_rows") or 0) if judged else "", p.get("reason") or ""])
+    return pd.DataFrame(out, columns=columns)
+
+
+def level_html(latest: dict | None, newest: dict | None, incidents: dict[str, dict], params: Params) -> str:
+    """The current level (the latest judged pass's, as /metrics/latest gives it) in large type,
+    with that pass's time, window and metrics, a newer skipped pass if any, and the open incidents."""
+    from html import escape
+
+    from driftgate.reporting.plots import LEVEL_COLOURS
+
+    rows = params.project.rows
+    if latest is None:
+        text = NO_PASS_YET.replace("`driftgate monitor --once`", "<code>driftgate monitor --once</code>")
+        if newest is not None:
+            text = (f"no judged monitoring pass yet: the newest, #{newest['id']} at {_when(newest['finished_at'])}, was "
+                    f"{escape(newest.get('reason') or 'skipped')}. Run <code>driftgate monitor --once</code> once more "
+                    f"{escape(rows)} are logged, or start with --monitor-every")
+        return (f"<div class='driftgate-level' style='border-left:8px solid #9e9e9e;padding:8px 14px'>"
+                f"<div style='font-size:1.6em;font-weight:700;color:#757575'>level: none</div><p>{text}.</p></div>")
+    level = latest["level"]
+    colour = LEVEL_COLOURS.get(level, "#9e9e9e")
+    estimate = (f"estimated F1 {_f1(latest['estimated_f1'])} (interval {_f1(latest.get('estimated_lower'))} to "
+                f"{_f1(latest.get('estimated_upper'))})" if latest.get("estimated_f1") is not None
+                else f"estimated F1: abstained ({escape(latest.get('estimate_reason') or 'no estimate')})")
+    realized = (f"realized F1 {_f1(latest['realized_f1'])} on {int(latest.get('labelled_rows') or 0):,} labelled {escape(rows)}"
+                if latest.get("realized_f1") is not None else "realized F1: no labels yet")
+    share = "n/a" if latest.get("drift_share") is None else f"{latest['drift_share']:.3f}"
+    window = (latest.get("reason") or "").removeprefix(f"{latest['rows']:,} {rows}: ")  # the reason opens with the count
+    lines = [f"<div class='driftgate-level' style='border-left:8px solid {colour};padding:8px 14px'>",
+             f"<div style='font-size:2.2em;font-weight:800;letter-spacing:0.04em;color:{colour}'>{level.upper()}</div>",
+             f"<p><b>Latest pass #{latest['id']}</b>, finished {_when(latest['finished_at'])}: {latest['rows']:,} "
+             f"{escape(rows)} ({escape(window)}). Model <code>{escape(latest['model_version'])}</code>.</p>",
+             f"<p>Drift share {share} &middot; {estimate} &middot; {realized}</p>"]
+    if newest is not None and newest["id"] != latest["id"]:
+        lines.append(f"<p>Newer pass #{newest['id']}, {_when(newest['finished_at'])}: {escape(newest.get('reason') or newest['status'])}</p>")
+    if incidents:
+        lines.append(f"<p><b>Open incidents ({len(incidents)}):</b></p><ul>")
+        for rule, row in sorted(incidents.items(), key=lambda item: item[1]["id"], reverse=True):
+            mark = LEVEL_COLOURS.get(row["level"], "#9e9e9e")
+            lines.append(f"<li><span style='color:{mark};font-weight:700'>{row['level']}</span> <code>{escape(rule)}</code>: "
+                         f"{escape(row['message'])} (incident {row['incident']}, last {row['event']} {_when(row['at'])})</li>")
+        lines.append("</ul>")
+    else:
+        lines.append("<p>No open incident.</p>")
+    return "\n".join(lines) + "</div>"
+
+
+def monitoring_state(store, params: Params, reports: Path, log: PredictionLog, threshold: float | None = None,
+                     positive: str = "positive"):
+    """What the Monitoring tab shows: (level HTML, figure, alert table, table of passes). With no
+    monitoring pass in `store` yet, it says so, and the figure and table are the CI pipeline's
+    checked batches and the prediction log's scores, as before the monitor existed."""
+    from driftgate.reporting.plots import monitoring_plot
+
+    passes = store.passes_list(limit=MONITOR_PASSES)
+    if not passes:
+        history = batch_history(reports)
+        figure = monitoring_figure(history, log.frame(limit=50_000), params.gates.model_dump(), threshold, positive)
+        return level_html(None, None, {}, params), figure, alert_table([]), history.round(4)
+    latest = next((p for p in passes if p["status"] == "done"), None)
+    figure = monitoring_plot(passes, params.monitoring.alerts, params.project.rows, params.monitoring.min_rows)
+    return (level_html(latest, passes[0], store.open_incidents(), params), figure,
+            alert_table(store.alerts_list(limit=MONITOR_ALERTS)), pass_table(passes, params.project.rows))
+
+
 # --------------------------------------------------------------------------- the app
 
 
 def create_app(params_path: Path | str = "params.yaml", model_path: Path | str | None = None, log: str | None = None,
-               root: Path | str = "."):
+               root: Path | str = ".", monitor_every: float | None = None):
     """The FastAPI app with the Gradio UI mounted at /. Refuses to start (a DriftgateError naming
     the file or setting) on a bad params.yaml, a missing model or card, a model whose sha256 does
     not match its card, or a prediction log that is not a database. These are checked before
-    Gradio is imported, so a refusal takes a second, not ten."""
+    Gradio is imported, so a refusal takes a second, not ten. With `monitor_every` (seconds),
+    `serve()` runs a monitoring pass that often in the server process (app.state.monitor)."""
     root = Path(root)
     params = load_params(root / params_path if not Path(params_path).is_absolute() else params_path)
     paths = Paths(root)
-    model = ServedModel.load(Path(model_path) if model_path else paths.model, params)
+    model_file = Path(model_path) if model_path else paths.model
+    model = ServedModel.load(model_file, params)
     log_target = log or params.serving.log
-    service = Service(model, PredictionLog(log_target if "://" in log_target else root / log_target), Metrics(paths.gate))
+    log_setting = log_target if "://" in log_target else root / log_target
+    service = Service(model, PredictionLog(log_setting), Metrics(paths.gate), params=params, baseline=paths.metrics)
     import gradio as gr
 
     api = create_api(service, params.serving.max_upload_mb, params.serving.max_batch_rows)
     demo = build_demo(service, params, paths)
     # Gradio refuses a larger upload before it reaches the disk; read_batch checks again.
-    return gr.mount_gradio_app(api, demo, path="/", footer_links=["api"],
-                               max_file_size=int(params.serving.max_upload_mb * 1024 * 1024))
+    app = gr.mount_gradio_app(api, demo, path="/", footer_links=["api"],
+                              max_file_size=int(params.serving.max_upload_mb * 1024 * 1024))
+    app.state.monitor = None
+    if monitor_every:
+        from driftgate.monitoring.service import Monitor
+        from driftgate.serving.service import PassLines
+
+        app.state.monitor = (Monitor(params, service.log, service.store, model_file, paths, say=PassLines()), monitor_every)
+    return app
 
 
 def build_demo(service: Service, params: Params, paths: Paths):
@@ -281,20 +391,37 @@ def build_demo(service: Service, params: Params, paths: Paths):
                 gr.Image(str(confusion), label="confusion matrices", show_label=True, interactive=False)
 
         with gr.Tab("Monitoring"):
-            gr.Markdown("F1 and drift share of each production batch the pipeline checked "
-                        f"(`make run CURRENT=<window>` adds one), and the probability of {positive} of every logged prediction.")
+            gr.Markdown("The monitor's passes over the prediction log: the current level, drift share and F1 over time "
+                        "against the alert limits (params.yaml `monitoring.alerts`), and the alert timeline. Before the "
+                        f"first pass: the pipeline's checked batches (`make run CURRENT=<window>` adds one) and the "
+                        f"probability of {positive} of every logged prediction.")
             refresh = gr.Button("Refresh", elem_id="monitoring-refresh")
+            level = gr.HTML(elem_id="monitoring-level")
             figure = gr.Plot(elem_id="monitoring-plot")
+            gr.Markdown("### Alert timeline, newest first")
+            alerts = gr.Dataframe(alert_table([]), headers=ALERT_COLUMNS, elem_id="monitoring-alerts", wrap=True)
+            gr.Markdown("### Passes, newest first (before the first pass: the checked batches)")
             history_table = gr.Dataframe(elem_id="monitoring-table")
+            stores = []  # the monitoring history in the log's database, opened at the first refresh
 
             def monitoring():
-                history = batch_history(paths.reports)
-                gates = params.gates.model_dump()
-                fig = monitoring_figure(history, service.log.frame(limit=50_000), gates, model.threshold, positive)
-                return fig, history.round(4)
+                from html import escape
 
-            refresh.click(monitoring, None, [figure, history_table])
-            demo.load(monitoring, None, [figure, history_table])
+                from driftgate.store.monitoring import MonitoringStore
+
+                try:
+                    if not stores:
+                        stores.append(MonitoringStore(service.log.url))
+                    return monitoring_state(stores[0], params, paths.reports, service.log, model.threshold, positive)
+                except DriftgateError as exc:
+                    return (f"<p><b>Cannot read the monitoring history.</b> {escape(one_line(exc))}</p>", None,
+                            alert_table([]), None)
+
+            outputs = [level, figure, alerts, history_table]
+            refresh.click(monitoring, None, outputs, api_name="monitoring")
+            demo.load(monitoring, None, outputs)
+            if hasattr(gr, "Timer"):  # Gradio 4.40 and newer: refresh every 10 s while the page is open
+                gr.Timer(10).tick(monitoring, None, outputs, show_progress="hidden")
     return demo
 
 
@@ -307,12 +434,24 @@ def server_port() -> int:
 
 
 def serve(app=None, host: str | None = None, port: int | None = None) -> None:
-    """Run the app with uvicorn on GRADIO_SERVER_NAME:GRADIO_SERVER_PORT (127.0.0.1:7860)."""
+    """Run the app with uvicorn on GRADIO_SERVER_NAME:GRADIO_SERVER_PORT (127.0.0.1:7860), and its
+    monitor, if create_app was given monitor_every, in a background thread of this process."""
     import uvicorn
 
     host = host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
     port = port or server_port()
-    uvicorn.run(app or create_app(), host=host, port=port, log_level="info")
+    app = app or create_app()
+    monitor = getattr(app.state, "monitor", None)
+    stop = None
+    if monitor is not None:
+        from driftgate.monitoring.service import background
+
+        _, stop = background(*monitor)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    finally:
+        if stop is not None:
+            stop.set()
 
 
 def one_line(exc: DriftgateError) -> str:
