@@ -89,6 +89,8 @@ class _Handler(BaseHTTPRequestHandler):
         with server.lock:
             if self.path == "/predict":
                 server.predicts.append(body)
+                if server.predict_status == 404:
+                    return self._answer(404, {"detail": "Not Found"})
                 if server.predict_status != 200:
                     return self._answer(server.predict_status, {"detail": [{"field": "temp", "type": "out_of_range", "message":
                                                                             "130 is outside the allowed range [-30, 120]"}]})
@@ -176,6 +178,15 @@ def test_a_refused_request_is_reported_with_the_servers_message(contract):
     assert "the server refused 20 requests in a row" in result.output
     assert "POST /predict 422: temp: 130 is outside the allowed range [-30, 120]" in result.output
     assert "0 of 100 flights acknowledged" in result.output and "Traceback" not in result.output
+
+
+def test_a_server_without_predict_is_not_taken_for_a_driftgate_server(contract):
+    contract.predict_status = 404
+    result = simulate("--url", contract.url, "--rows", "100", "--rate", "max")
+    assert result.exit_code == 2, result.output
+    assert len(contract.predicts) == 1
+    assert f"POST /predict answered 404 (Not Found): {contract.url} serves no driftgate model" in result.output
+    assert "point --url at a driftgate server" in result.output
 
 
 def test_a_server_without_labels_gets_the_predictions_and_the_run_says_so(contract):

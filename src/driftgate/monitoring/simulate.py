@@ -356,6 +356,10 @@ class ServerError(Exception):
     """The server could not be reached, or stopped answering."""
 
 
+class _Stop(Exception):
+    """The run cannot go on (the tally says why)."""
+
+
 @dataclass(frozen=True)
 class Answer:
     status: int
@@ -590,7 +594,9 @@ class Replay:
         if not answer.ok:
             tally.error(f"POST /predict {answer.status}: {answer.message()}")
             if answer.status == 404:
-                raise ServerError(f"POST /predict answered 404 ({answer.message()}): {self.url} is not a driftgate server")
+                tally.failure = f"POST /predict answered 404 ({answer.message()}): {self.url} serves no driftgate model"
+                tally.hint = "point --url at a driftgate server (`driftgate serve`, `make demo`)"
+                raise _Stop
             return
         body = answer.body if isinstance(answer.body, dict) else {}
         tally.acknowledged += len(payload)
@@ -637,6 +643,8 @@ class Replay:
                     self._wait(http, self.pending[-1][0])
         except KeyboardInterrupt:
             tally.stopped = True
+        except _Stop:
+            pass
         except ServerError as exc:
             tally.failure, tally.hint = f"the server stopped answering ({exc})", UP_HINT
         finally:
@@ -652,7 +660,8 @@ class Replay:
         lines.append(f"{t.acknowledged:,} of {t.total:,} {self.what} acknowledged in {t.requests:,} request(s) over "
                      f"{t.elapsed:.1f} s ({t.rate:.1f}/s" + (f", asked for {self.rate:g}/s)" if self.rate else ", as fast as the server answers)"))
         if t.warnings:
-            lines.append(f"{t.warnings:,} server warning(s) on accepted {self.what} (values the model never saw in training)")
+            lines.append(f"{t.warnings:,} warning(s) from the server on values the model never saw in training "
+                         "(outside its training range, or a category it never saw): the answers say which")
         if t.labels_off:
             lines.append(t.labels_off)
         elif self.delay is not None or t.labels_posted:

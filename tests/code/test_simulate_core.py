@@ -1,6 +1,8 @@
 """`driftgate simulate`'s pure core on the real bundled data: the options read against the model
 card and params.yaml, the rows picked from a window, the drift injected, the records sent, the
-schedule; and the server's error messages as the run reports them."""
+schedule; and the server's error messages as the run reports them. (Named apart from
+tests/integration/test_simulate.py: the test folders are not packages, so pytest cannot
+collect two modules of one basename.)"""
 
 from __future__ import annotations
 
