@@ -7,6 +7,7 @@ collect two modules of one basename.)"""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,13 +21,24 @@ from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")
-def accepted(params) -> sim.Accepted:
-    return sim.Accepted.from_card(read_json(ROOT / "artifacts" / "model.json"), params.validation)
+def artifacts(request) -> Path:
+    """The bundled flights data validated and the model trained: this repository's artifacts/
+    after `make run`, else the flights_project fixture's (a clean clone has none)."""
+    if all((ROOT / "artifacts" / name).is_file() for name in ("dataset.parquet", "model.joblib", "model.json")):
+        return ROOT / "artifacts"
+    return request.getfixturevalue("flights_project") / "artifacts"
 
 
 @pytest.fixture(scope="module")
-def july() -> pd.DataFrame:
-    return sim.load_window(ROOT / "artifacts" / "dataset.parquet", "2013-07")
+def accepted(artifacts) -> sim.Accepted:
+    from driftgate.config import load_params
+
+    return sim.Accepted.from_card(read_json(artifacts / "model.json"), load_params(artifacts.parent / "params.yaml").validation)
+
+
+@pytest.fixture(scope="module")
+def july(artifacts) -> pd.DataFrame:
+    return sim.load_window(artifacts / "dataset.parquet", "2013-07")
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +50,8 @@ def rows(july, accepted) -> pd.DataFrame:
 # --------------------------------------------------------------------------- the options
 
 
-def test_what_the_server_accepts_comes_from_the_model_card_and_validation_allowed(accepted):
-    card = read_json(ROOT / "artifacts" / "model.json")
+def test_what_the_server_accepts_comes_from_the_model_card_and_validation_allowed(artifacts, accepted):
+    card = read_json(artifacts / "model.json")
     assert accepted.schema.columns == [*card["features"]["numeric"], *card["features"]["categorical"]]
     assert accepted.categories["carrier"] == tuple(card["feature_profile"]["categorical"]["carrier"]["categories"])
     assert accepted.categories["origin"] == ("EWR", "JFK", "LGA")  # validation.allowed in params.yaml
@@ -113,13 +125,13 @@ def test_a_url_must_be_http():
 # --------------------------------------------------------------------------- the rows
 
 
-def test_a_window_outside_the_data_names_the_option_and_the_span():
+def test_a_window_outside_the_data_names_the_option_and_the_span(artifacts):
     with pytest.raises(DataError) as caught:
-        sim.load_window(ROOT / "artifacts" / "dataset.parquet", "2015-01")
+        sim.load_window(artifacts / "dataset.parquet", "2015-01")
     assert caught.value.where == "--window 2015-01"
     assert "has no rows" in caught.value.problem and "2013-01-01" in caught.value.problem
     with pytest.raises(ConfigError) as caught:
-        sim.load_window(ROOT / "artifacts" / "dataset.parquet", "July")
+        sim.load_window(artifacts / "dataset.parquet", "July")
     assert caught.value.where == "--window"
 
 

@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -27,8 +28,33 @@ from driftgate.io import read_json
 from driftgate.monitoring import simulate as sim
 from tests.conftest import BIN, ROOT
 
-DATASET, MODEL = ROOT / "artifacts" / "dataset.parquet", ROOT / "artifacts" / "model.joblib"
-FILES = ["--params", str(ROOT / "params.yaml"), "--dataset", str(DATASET), "--model", str(MODEL)]
+
+@dataclass(frozen=True)
+class Flights:
+    """A project with the bundled flights data validated and the model trained: this repository
+    after `make run`, else the flights_project fixture (a clean clone has no artifacts/)."""
+
+    root: Path
+
+    @property
+    def dataset(self) -> Path:
+        return self.root / "artifacts" / "dataset.parquet"
+
+    @property
+    def model(self) -> Path:
+        return self.root / "artifacts" / "model.joblib"
+
+    @property
+    def files(self) -> list[str]:
+        return ["--params", str(self.root / "params.yaml"), "--dataset", str(self.dataset), "--model", str(self.model)]
+
+
+@pytest.fixture(scope="module")
+def flights(request) -> Flights:
+    built = Flights(ROOT)
+    if all(path.is_file() for path in (built.dataset, built.model, built.model.with_suffix(".json"))):
+        return built
+    return Flights(request.getfixturevalue("flights_project"))
 
 
 def _free_port() -> int:
@@ -117,22 +143,24 @@ def contract():
 
 
 @pytest.fixture(scope="module")
-def accepted(params) -> sim.Accepted:
-    return sim.Accepted.from_card(read_json(MODEL.with_suffix(".json")), params.validation)
+def accepted(flights) -> sim.Accepted:
+    from driftgate.config import load_params
+
+    return sim.Accepted.from_card(read_json(flights.model.with_suffix(".json")), load_params(flights.root / "params.yaml").validation)
 
 
-def simulate(*args: str):
-    return CliRunner().invoke(cli, ["simulate", *args, *FILES], catch_exceptions=False)
+def simulate(flights: Flights, *args: str):
+    return CliRunner().invoke(cli, ["simulate", *args, *flights.files], catch_exceptions=False)
 
 
 # --------------------------------------------------------------------------- the contract
 
 
-def test_rows_go_to_predict_and_their_labels_to_labels_as_the_contract_says(contract, accepted):
-    result = simulate("--url", contract.url, "--window", "2013-07", "--rows", "50", "--batch", "3", "--rate", "max",
+def test_rows_go_to_predict_and_their_labels_to_labels_as_the_contract_says(flights, contract, accepted):
+    result = simulate(flights, "--url", contract.url, "--window", "2013-07", "--rows", "50", "--batch", "3", "--rate", "max",
                       "--label-delay", "0", "--shift", "temp=+5", "--move", "carrier=UA:0.2", "--seed", "1")
     assert result.exit_code == 0, result.output
-    expected = sim.prepare_rows(sim.load_window(DATASET, "2013-07"), accepted, 50, "random", 1,
+    expected = sim.prepare_rows(sim.load_window(flights.dataset, "2013-07"), accepted, 50, "random", 1,
                                 sim.parse_injections(accepted, shift=["temp=+5"], move=["carrier=UA:0.2"]))
     assert [len(body) for body in contract.predicts] == [3] * 16 + [2]  # lists of --batch records
     sent = [record for body in contract.predicts for record in body]
@@ -150,8 +178,8 @@ def test_rows_go_to_predict_and_their_labels_to_labels_as_the_contract_says(cont
 
 
 @pytest.mark.parametrize("prefer_httpx", [True, False], ids=["httpx", "http.client"])
-def test_one_record_per_request_on_one_kept_alive_connection(contract, accepted, prefer_httpx):
-    rows = sim.prepare_rows(sim.load_window(DATASET, "2013-02"), accepted, 20, "time", 0)
+def test_one_record_per_request_on_one_kept_alive_connection(flights, contract, accepted, prefer_httpx):
+    rows = sim.prepare_rows(sim.load_window(flights.dataset, "2013-02"), accepted, 20, "time", 0)
     replay = sim.Replay(contract.url, rows, accepted.schema, batch=1, rate=None, delay=0.0, say=lambda _: None,
                         prefer_httpx=prefer_httpx)
     tally = replay.run()
@@ -161,8 +189,8 @@ def test_one_record_per_request_on_one_kept_alive_connection(contract, accepted,
     assert len(contract.ports) == 1  # /health, 20 x /predict and the labels all on one connection
 
 
-def test_labels_wait_for_their_delay_and_the_last_are_posted_before_the_end(contract, accepted):
-    rows = sim.prepare_rows(sim.load_window(DATASET, "2013-02"), accepted, 6, "time", 0)
+def test_labels_wait_for_their_delay_and_the_last_are_posted_before_the_end(flights, contract, accepted):
+    rows = sim.prepare_rows(sim.load_window(flights.dataset, "2013-02"), accepted, 6, "time", 0)
     said: list[str] = []
     tally = sim.Replay(contract.url, rows, accepted.schema, rate=None, delay=0.5, say=said.append).run()
     assert tally.labels_posted == 6 and tally.labels_pending == 0
@@ -170,9 +198,9 @@ def test_labels_wait_for_their_delay_and_the_last_are_posted_before_the_end(cont
     assert sorted(item["row"] for body in contract.labels for item in body["labels"]) == [0] * 6
 
 
-def test_a_refused_request_is_reported_with_the_servers_message(contract):
+def test_a_refused_request_is_reported_with_the_servers_message(flights, contract):
     contract.predict_status = 422
-    result = simulate("--url", contract.url, "--rows", "100", "--rate", "max")
+    result = simulate(flights, "--url", contract.url, "--rows", "100", "--rate", "max")
     assert result.exit_code == 2, result.output
     assert len(contract.predicts) == sim.MAX_ERRORS_IN_A_ROW  # it stops instead of sending all 100
     assert "the server refused 20 requests in a row" in result.output
@@ -180,18 +208,18 @@ def test_a_refused_request_is_reported_with_the_servers_message(contract):
     assert "0 of 100 flights acknowledged" in result.output and "Traceback" not in result.output
 
 
-def test_a_server_without_predict_is_not_taken_for_a_driftgate_server(contract):
+def test_a_server_without_predict_is_not_taken_for_a_driftgate_server(flights, contract):
     contract.predict_status = 404
-    result = simulate("--url", contract.url, "--rows", "100", "--rate", "max")
+    result = simulate(flights, "--url", contract.url, "--rows", "100", "--rate", "max")
     assert result.exit_code == 2, result.output
     assert len(contract.predicts) == 1
     assert f"POST /predict answered 404 (Not Found): {contract.url} serves no driftgate model" in result.output
     assert "point --url at a driftgate server" in result.output
 
 
-def test_a_server_without_labels_gets_the_predictions_and_the_run_says_so(contract):
+def test_a_server_without_labels_gets_the_predictions_and_the_run_says_so(flights, contract):
     contract.labels_status = 404
-    result = simulate("--url", contract.url, "--rows", "30", "--rate", "max", "--label-delay", "0")
+    result = simulate(flights, "--url", contract.url, "--rows", "30", "--rate", "max", "--label-delay", "0")
     assert result.exit_code == 0, result.output
     assert "30 of 30 flights acknowledged" in result.output
     assert "the server has no POST /labels (it answered 404)" in result.output
@@ -199,8 +227,8 @@ def test_a_server_without_labels_gets_the_predictions_and_the_run_says_so(contra
 
 
 @pytest.mark.parametrize("prefer_httpx", [True, False], ids=["httpx", "http.client"])
-def test_a_server_that_goes_away_mid_run_ends_it_with_what_was_done(contract, accepted, prefer_httpx):
-    rows = sim.prepare_rows(sim.load_window(DATASET, "2013-02"), accepted, 50, "time", 0)
+def test_a_server_that_goes_away_mid_run_ends_it_with_what_was_done(flights, contract, accepted, prefer_httpx):
+    rows = sim.prepare_rows(sim.load_window(flights.dataset, "2013-02"), accepted, 50, "time", 0)
     now = [0.0]  # the replay's clock: it moves only when the replay pauses
 
     def sleep(seconds: float) -> None:  # the pause before each request: the server dies before the 6th
@@ -218,9 +246,9 @@ def test_a_server_that_goes_away_mid_run_ends_it_with_what_was_done(contract, ac
     assert "5 of 50 flights acknowledged" in replay.summary()[0]
 
 
-def test_no_server_is_a_clear_error_with_exit_2():
+def test_no_server_is_a_clear_error_with_exit_2(flights):
     url = f"http://127.0.0.1:{_free_port()}"
-    result = simulate("--url", url, "--rows", "10")
+    result = simulate(flights, "--url", url, "--rows", "10")
     assert result.exit_code == 2
     assert f"--url {url}: no server answers there" in result.output
     assert "is the server up? `make demo` starts it" in result.output and "Traceback" not in result.output
@@ -233,15 +261,15 @@ def test_no_server_is_a_clear_error_with_exit_2():
     (["--rate", "fast"], "--rate: cannot read 'fast' as a rate"),
     (["--window", "2015-01"], "--window 2015-01: window 2015-01 has no rows"),
 ], ids=["unknown column", "unknown category", "bad order", "bad rate", "empty window"])
-def test_bad_options_stop_before_anything_is_sent(contract, args, says):
-    result = simulate("--url", contract.url, *args)
+def test_bad_options_stop_before_anything_is_sent(flights, contract, args, says):
+    result = simulate(flights, "--url", contract.url, *args)
     assert result.exit_code == 2 and says in result.output, result.output
     assert contract.predicts == []
 
 
-def test_ctrl_c_stops_cleanly_with_a_summary(contract):
+def test_ctrl_c_stops_cleanly_with_a_summary(flights, contract):
     process = subprocess.Popen([str(BIN / "driftgate"), "simulate", "--url", contract.url, "--rows", "1000", "--rate", "10/s",
-                                "--label-delay", "1m", *FILES], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                "--label-delay", "1m", *flights.files], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "COLUMNS": "200"})
     try:
         deadline = time.monotonic() + 120
@@ -265,12 +293,12 @@ def test_ctrl_c_stops_cleanly_with_a_summary(contract):
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(flights, tmp_path_factory):
     """`driftgate serve` with the bundled model on a free port of 127.0.0.1, its log in a temp folder."""
     folder = tmp_path_factory.mktemp("simulate-serve")
     port, log = _free_port(), folder / "predictions.sqlite"
     with open(folder / "server.log", "w") as output:  # the child keeps its own copy of the descriptor
-        process = subprocess.Popen([str(BIN / "driftgate"), "serve", "--params", str(ROOT / "params.yaml"), "--model", str(MODEL),
+        process = subprocess.Popen([str(BIN / "driftgate"), "serve", "--params", str(flights.root / "params.yaml"), "--model", str(flights.model),
                                     "--log", str(log), "--host", "127.0.0.1", "--port", str(port)], cwd=folder,
                                    env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}, stdout=output, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -296,11 +324,11 @@ def served(tmp_path_factory):
 
 
 @pytest.mark.slow  # the server's start (Gradio's import) takes 30-60 s on 2 shared cores
-def test_a_replayed_window_is_logged_and_its_labels_attached_by_the_real_server(served, accepted):
+def test_a_replayed_window_is_logged_and_its_labels_attached_by_the_real_server(flights, served, accepted):
     from driftgate.store.predictions import PredictionLog
 
     url, log_path, server_log = served
-    result = simulate("--url", url, "--window", "2013-07", "--rows", "300", "--batch", "10", "--rate", "max",
+    result = simulate(flights, "--url", url, "--window", "2013-07", "--rows", "300", "--batch", "10", "--rate", "max",
                       "--label-delay", "1s", "--seed", "4")
     assert result.exit_code == 0, result.output
     assert "300 of 300 flights acknowledged in 30 request(s)" in result.output
@@ -308,7 +336,7 @@ def test_a_replayed_window_is_logged_and_its_labels_attached_by_the_real_server(
     log = PredictionLog(log_path)
     assert log.count() == 300
     labelled = log.labelled(1, log.last_id()).sort_values("id")
-    expected = sim.prepare_rows(sim.load_window(DATASET, "2013-07"), accepted, 300, "random", 4)
+    expected = sim.prepare_rows(sim.load_window(flights.dataset, "2013-07"), accepted, 300, "random", 4)
     assert len(labelled) == 300
     assert labelled["label"].tolist() == expected.labels.tolist()  # each label on the prediction of its own row
     logged = log.frame()
