@@ -252,3 +252,16 @@ def test_the_servers_error_detail_becomes_one_line():
     assert sim.Answer(404, {"detail": "Not Found"}).message() == "Not Found"
     assert sim.Answer(500, "Internal Server Error").message() == "Internal Server Error"
     assert not sim.Answer(422, {}).ok and sim.Answer(200, {}).ok
+
+
+def test_a_missing_dataset_says_how_to_make_it(tmp_path):
+    with pytest.raises(DataError) as caught:
+        sim.load_window(tmp_path / "dataset.parquet", "2013-07")
+    assert caught.value.where == str(tmp_path / "dataset.parquet") and "`make run`" in caught.value.hint
+
+
+@pytest.mark.parametrize(("rows", "batch", "where"), [(0, 1, "--rows"), (10, 0, "--batch")])
+def test_rows_and_batch_are_counted_from_one(rows, batch, where):
+    with pytest.raises(ConfigError) as caught:
+        sim.check_counts(rows, batch)
+    assert caught.value.where == where and "at least 1" in caught.value.problem

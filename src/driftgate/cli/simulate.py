@@ -46,6 +46,7 @@ def simulate(
 
     if order not in ("random", "time"):
         raise DriftgateError("--order", f"{order!r} is not an order", "use random or time")
+    sim.check_counts(rows, batch)
     params = load_params(params_path)
     card_path = Path(model_path).with_suffix(".json")
     if not card_path.is_file():
@@ -56,23 +57,27 @@ def simulate(
     injections = sim.parse_injections(accepted, shift or (), scale or (), move or (), missing or ())
     per_second, delay = sim.parse_rate(rate), sim.parse_delay(label_delay)
     url = sim.check_url(url)
-    found = sim.load_window(dataset, window)
-    picked = sim.prepare_rows(found, accepted, rows, order, seed, injections)  # type: ignore[arg-type]
-    for what, count in picked.left_out.items():
-        warn(f"{count:,} {accepted.rows} of the window left out: {what} never seen by the model, so /predict refuses them")
-    if order == "time" and len(picked) < rows:
-        warn(f"the window has {len(picked):,} {accepted.rows} /predict accepts: replaying those, not {rows:,}")
-    drawn = "at random" if order == "random" else "in time order"
-    step(f"replaying {len(picked):,} of the window's {picked.window_rows:,} {accepted.rows} ({window}, {drawn}, seed {seed}) "
-         f"to {url}/predict at {rate}" + (f", {batch} per request" if batch > 1 else ""))
-    for injection, changed in zip(injections, picked.changed):
-        step(f"drift injected: {injection.describe()} ({changed:,} {accepted.rows} changed)")
-    step("labels: " + ("off" if delay is None else f"to {url}/labels {label_delay} after each prediction") + "; Ctrl-C stops")
-    replay = sim.Replay(url, picked, accepted.schema, batch, per_second, delay, say=step, what=accepted.rows)
-    http = replay.connect()
-    served, version = replay.health.get("model_version"), str(card.get("model_sha256", ""))[:12]
+    http, health = sim.connect(url)  # before the data is read: a server that is not up is said at once
+    served, version = health.get("model_version"), str(card.get("model_sha256", ""))[:12]
     if served and version and served != version:
         warn(f"the server serves model {served}, not {version} ({card_path}): the rows are sent as that card describes them")
+    try:
+        found = sim.load_window(dataset, window)
+        picked = sim.prepare_rows(found, accepted, rows, order, seed, injections)  # type: ignore[arg-type]
+        for what, count in picked.left_out.items():
+            warn(f"{count:,} {accepted.rows} of the window left out: {what} never seen by the model, so /predict refuses them")
+        if order == "time" and len(picked) < rows:
+            warn(f"the window has {len(picked):,} {accepted.rows} /predict accepts: replaying those, not {rows:,}")
+        drawn = "at random" if order == "random" else "in time order"
+        step(f"replaying {len(picked):,} of the window's {picked.window_rows:,} {accepted.rows} ({window}, {drawn}, seed {seed}) "
+             f"to {url}/predict at {rate}" + (f", {batch} per request" if batch > 1 else ""))
+        for injection, changed in zip(injections, picked.changed):
+            step(f"drift injected: {injection.describe()} ({changed:,} {accepted.rows} changed)")
+        step("labels: " + ("off" if delay is None else f"to {url}/labels {label_delay} after each prediction") + "; Ctrl-C stops")
+        replay = sim.Replay(url, picked, accepted.schema, batch, per_second, delay, say=step, what=accepted.rows)
+    except BaseException:
+        http.close()
+        raise
     tally = replay.run(http)
     for line in replay.summary():
         out.print(line)

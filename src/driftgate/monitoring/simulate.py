@@ -240,6 +240,9 @@ def load_window(dataset: Path | str, window: str) -> pd.DataFrame:
     from driftgate.data.dataset import load_dataset, select_window
 
     chosen = parse_window(window, "--window")
+    if not Path(dataset).is_file():
+        raise DataError(dataset, "not found (the validated dataset the rows are replayed from)",
+                        "run the pipeline first (`make run`, or `driftgate validate`), or point --dataset at it")
     frame = load_dataset(Path(dataset))
     try:
         rows = select_window(frame, chosen, "current")
@@ -258,12 +261,19 @@ def unseen_categories(frame: pd.DataFrame, accepted: Accepted) -> pd.Series:
     return bad
 
 
+def check_counts(rows: int, batch: int) -> None:
+    """--rows and --batch are whole numbers from 1."""
+    if rows < 1:
+        raise ConfigError("--rows", f"must be at least 1 (got {rows})", "e.g. --rows 2000")
+    if batch < 1:
+        raise ConfigError("--batch", f"must be at least 1 (got {batch})", "e.g. --batch 1 (one record per request)")
+
+
 def pick_rows(window: pd.DataFrame, rows: int, order: Order = "random", seed: int = 0) -> pd.DataFrame:
     """`rows` rows of a time-sorted window: drawn at random (without replacement while the
     window has enough, so a monitor's window looks like the whole period, not one afternoon),
     or the first `rows` in time order."""
-    if rows < 1:
-        raise ConfigError("--rows", f"must be at least 1 (got {rows})", "e.g. --rows 2000")
+    check_counts(rows, 1)
     if order == "time":
         ordered = window.sort_values(TIME, kind="stable") if TIME in window else window
         return ordered.iloc[:rows]
@@ -454,6 +464,22 @@ def session(base: str, timeout: float = 30.0, prefer_httpx: bool = True):
     return _StdlibSession(base, timeout)
 
 
+def connect(url: str, prefer_httpx: bool = True):
+    """A session on the server at `url` and its GET /health answer. Nothing listening, or no
+    driftgate server, is a DriftgateError saying what to start."""
+    http = session(url, prefer_httpx=prefer_httpx)
+    try:
+        answer = http.request("GET", "/health")
+    except ServerError as exc:
+        http.close()
+        raise DriftgateError(f"--url {url}", f"no server answers there ({exc})", UP_HINT) from None
+    if not answer.ok:
+        http.close()
+        raise DriftgateError(f"--url {url}", f"GET /health answered {answer.status}: {answer.message()}",
+                             "point --url at a driftgate server (`driftgate serve`, `make demo`)")
+    return http, answer.body if isinstance(answer.body, dict) else {}
+
+
 def check_url(url: str) -> str:
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -507,29 +533,19 @@ class Replay:
                  delay: float | None = 30.0, say: Callable[[str], None] = print, progress_every: float = 5.0,
                  prefer_httpx: bool = True, what: str = "rows", clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        if batch < 1:
-            raise ConfigError("--batch", f"must be at least 1 (got {batch})", "e.g. --batch 1 (one record per request)")
+        check_counts(1, batch)
         self.url, self.rows, self.schema, self.batch, self.rate, self.delay = check_url(url), rows, schema, batch, rate, delay
         self.say, self.progress_every, self.prefer_httpx, self.what = say, progress_every, prefer_httpx, what
         self.clock, self.sleep = clock, sleep
         self.pending: deque[tuple[float, list[dict]]] = deque()
         self.tally = Tally(total=len(rows))
+        self.health: dict = {}
 
     # ------------------------------------------------------------------- parts
 
     def connect(self):
-        """The session, after GET /health answered: a refused connection is a DriftgateError."""
-        http = session(self.url, prefer_httpx=self.prefer_httpx)
-        try:
-            answer = http.request("GET", "/health")
-        except ServerError as exc:
-            http.close()
-            raise DriftgateError(f"--url {self.url}", f"no server answers there ({exc})", UP_HINT) from None
-        if not answer.ok:
-            http.close()
-            raise DriftgateError(f"--url {self.url}", f"GET /health answered {answer.status}: {answer.message()}",
-                                 "point --url at a driftgate server (`driftgate serve`, `make demo`)")
-        self.health = answer.body if isinstance(answer.body, dict) else {}
+        """The session, after GET /health answered (`self.health`)."""
+        http, self.health = connect(self.url, self.prefer_httpx)
         return http
 
     def _post_labels(self, http, due: list[dict]) -> None:
