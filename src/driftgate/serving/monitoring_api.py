@@ -324,7 +324,7 @@ def baseline(service: Service) -> Baseline:
         metrics = Metrics.read(service.baseline, "the model's metrics")
     except DriftgateError as exc:
         return Baseline(model_version=service.model.version, source=source,
-                        message=f"{exc.problem}: run the pipeline (`make run` or `dvc repro`) to write it")
+                        message=f"{exc.where}: {exc.problem}: run the pipeline (`make run` or `dvc repro`) to write it")
     return Baseline(model_version=service.model.version, source=source, holdout=metrics.holdout, current=metrics.current)
 
 
