@@ -17,16 +17,12 @@ from driftgate.data.dataset import LABEL, TIME
 from driftgate.errors import ConfigError, DataError
 from driftgate.io import read_json
 from driftgate.monitoring import simulate as sim
-from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")
-def artifacts(request) -> Path:
-    """The bundled flights data validated and the model trained: this repository's artifacts/
-    after `make run`, else the flights_project fixture's (a clean clone has none)."""
-    if all((ROOT / "artifacts" / name).is_file() for name in ("dataset.parquet", "model.joblib", "model.json")):
-        return ROOT / "artifacts"
-    return request.getfixturevalue("flights_project") / "artifacts"
+def artifacts(flights_project) -> Path:
+    """The bundled flights data validated and the model trained (the flights_project fixture)."""
+    return flights_project / "artifacts"
 
 
 @pytest.fixture(scope="module")
