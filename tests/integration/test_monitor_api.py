@@ -257,15 +257,18 @@ def test_metrics_exposes_the_latest_pass_as_gauges(history):
 def test_a_store_that_cannot_be_read_leaves_metrics_answering(project, tmp_path):
     log = tmp_path / "broken.sqlite"
     client = TestClient(create_api(make_service(project, log)))
-    predict(client, records(5, seed=1)[0])
+    request_id = predict(client, records(5, seed=1)[0])["request_id"]
     with sqlite3.connect(log) as db:
-        db.execute("DROP TABLE monitor_passes")
-        db.execute("DROP TABLE monitor_alerts")
+        for table in ("monitor_passes", "monitor_alerts", "labels"):
+            db.execute(f"DROP TABLE {table}")
     found = gauges(client)
     assert not [name for name in found if name.startswith("driftgate_monitor_")]
     assert found["driftgate_predictions"] and found["driftgate_gate_passed"]
     answer = client.get("/metrics/latest")
     assert answer.status_code == 503 and "monitoring store cannot be read" in answer.json()["detail"][0]["message"]
+    labels = client.post("/labels", json={"labels": [{"request_id": request_id, "label": 1}]})
+    assert labels.status_code == 503 and "prediction log cannot be written" in labels.json()["detail"][0]["message"]
+    assert "serving.log" in labels.json()["detail"][0]["message"]
 
 
 # --------------------------------------------------------------------------- POST /labels

@@ -333,7 +333,7 @@ def baseline(service: Service) -> Baseline:
 
 def add_monitoring_routes(api: FastAPI, service: Service, max_items: int = 200_000) -> None:
     """Add the monitoring routes and POST /labels to the serving app. A store that cannot be read
-    answers 503 with the reason, never a traceback."""
+    or written (on any route) answers 503 with the reason, never a traceback."""
     router = APIRouter(tags=["monitoring"])
     model = service.model
     LabelsBody = labels_body(model.class_names, model.label_key, max_items)
@@ -416,10 +416,11 @@ def add_monitoring_routes(api: FastAPI, service: Service, max_items: int = 200_0
     api.include_router(router)
 
     @api.exception_handler(SQLAlchemyError)
-    async def store_unavailable(_request: Request, exc: SQLAlchemyError):
+    async def store_unavailable(request: Request, exc: SQLAlchemyError):
         reason = str(getattr(exc, "orig", None) or exc).split("\n")[0]
+        what = "the monitoring store cannot be read" if request.method == "GET" else "the prediction log cannot be written"
         return JSONResponse({"detail": [{"field": "store", "type": "store_unavailable",
-                                         "message": f"the monitoring store cannot be read ({reason}): check serving.log"}]},
+                                         "message": f"{what} ({reason}): check serving.log in params.yaml (or --log)"}]},
                             status_code=503)
 
 
