@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    cast,
     create_engine,
     delete,
     event,
@@ -28,7 +29,6 @@ from sqlalchemy import (
     inspect,
     select,
     text,
-    type_coerce,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -266,7 +266,12 @@ class PredictionLog:
                limit: int | None = None, upto_id: int | None = None) -> LoggedWindow:
         """The predictions with an id above `after_id` (and up to `upto_id`), logged at or after
         `since`, by `model_version`: the newest `limit` of them, in id order. The query walks the
-        id (or timestamp) index, so its cost grows with the window, not with the log."""
+        id (or timestamp) index, so its cost grows with the window, not with the log.
+
+        The rows come straight from the driver's cursor (no per-row result objects), the inputs
+        as JSON text (CAST: PostgreSQL's driver would otherwise parse them one by one), parsed
+        in one go into columns by Arrow's JSON reader; inputs Arrow cannot type (a field that is
+        text in one row and a number in another) are parsed with orjson instead."""
         t = self.table
         where = [t.c.id > after_id]
         if upto_id is not None:
@@ -275,22 +280,37 @@ class PredictionLog:
             where.append(t.c.timestamp >= since)
         if model_version is not None:
             where.append(t.c.model_version == model_version)
-        query = (select(t.c.id, t.c.timestamp, t.c.probability, type_coerce(t.c.inputs, Text).label("inputs"))
+        query = (select(t.c.id, t.c.timestamp, t.c.probability, cast(t.c.inputs, Text).label("inputs"))
                  .where(and_(*where)).order_by(t.c.id.desc() if limit else t.c.id))
         if limit:
             query = query.limit(limit)
         with self.engine.connect() as connection:
-            rows = connection.execute(query).all()
+            rows = connection.execute(query).cursor.fetchall()
         if limit:
             rows.reverse()
         if not rows:
             return LoggedWindow(np.array([], dtype=np.int64), pd.Series([], dtype="datetime64[ns, UTC]"), np.array([]), pd.DataFrame())
-        import orjson
-
         ids, stamps, probability, inputs = zip(*rows)
-        records = orjson.loads(b"[" + b",".join(r.encode() if isinstance(r, str) else orjson.dumps(r) for r in inputs) + b"]")
-        return LoggedWindow(np.asarray(ids, dtype=np.int64), pd.Series(pd.to_datetime(list(map(utc, stamps)), utc=True)),
-                            np.asarray(probability, dtype=float), pd.DataFrame.from_records(records))
+        del rows
+        if isinstance(stamps[0], str):  # SQLite: naive ISO text, written in UTC
+            timestamps = pd.Series(pd.to_datetime(pd.Series(stamps), utc=True, format="ISO8601"))
+        else:
+            timestamps = pd.Series(pd.to_datetime(list(map(utc, stamps)), utc=True))
+        documents = [r if isinstance(r, str) else json.dumps(r) for r in inputs]
+        del inputs
+        import pyarrow as pa
+        from pyarrow import json as arrow_json
+
+        try:
+            table = arrow_json.read_json(pa.py_buffer("\n".join(documents).encode()))
+            frame = None if any(pa.types.is_nested(field.type) for field in table.schema) else table.to_pandas()
+        except pa.ArrowInvalid:  # e.g. a field that is text in one row and a number in another
+            frame = None
+        if frame is None:  # Python objects, as they are
+            import orjson
+
+            frame = pd.DataFrame.from_records(orjson.loads("[" + ",".join(documents) + "]"))
+        return LoggedWindow(np.asarray(ids, dtype=np.int64), timestamps, np.asarray(probability, dtype=float), frame)
 
     # ----------------------------------------------------------------------- labels
 
