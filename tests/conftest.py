@@ -210,3 +210,33 @@ def flights_project(raw_data_dir, tmp_path_factory) -> Path:
             finally:
                 os.chdir(cwd)
     return folder
+
+
+def fill_log(project: Path, log: str, window: str, rows: int, seed: int = 0, per_request: int = 50) -> pd.DataFrame:
+    """Score `rows` rows drawn at random from `window` with the project's model and log them as
+    /predict would, `per_request` records a request. Returns the rows with request_id and row."""
+    import json
+    import uuid
+
+    from driftgate.config import Paths, parse_window
+    from driftgate.data.dataset import features_frame, select_window
+    from driftgate.model import train
+    from driftgate.monitoring.reference import ModelInfo
+    from driftgate.store.predictions import PredictionLog
+
+    paths = Paths(project)
+    model = ModelInfo.from_card(paths.model)
+    pipeline, _ = train.load(paths.model, paths.model_card)
+    picked = select_window(pd.read_parquet(paths.dataset), parse_window(window), "window").sample(rows, random_state=seed)
+    features = features_frame(picked, model.schema)
+    scores = pipeline.predict_proba(features)[:, 1]
+    records = json.loads(features.to_json(orient="records"))
+    prediction_log, ids, positions = PredictionLog(log), [], []
+    for start in range(0, rows, per_request):
+        request = str(uuid.uuid4())
+        chunk = slice(start, start + per_request)
+        prediction_log.append(records[chunk], [{"probability": float(s), "decision": "late" if s >= model.threshold else "on time"}
+                                               for s in scores[chunk]], request, "rest", model.version)
+        ids += [request] * len(records[chunk])
+        positions += list(range(len(records[chunk])))
+    return picked.assign(request_id=ids, row=positions, score=scores)

@@ -8,13 +8,14 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
 source pipelines/ci/lib.sh
-# The store is read through SQLAlchemy (the serve extra); a PostgreSQL URL also needs its driver.
-needs="sqlalchemy, orjson"
-case "${DRIFTGATE_MONITOR_LOG:-}" in postgresql*) needs="$needs, psycopg" ;; esac
-python3 -c "import driftgate, $needs" 2>/dev/null || export DRIFTGATE_EXTRAS=serve
 ci_setup || exit 2
+# The store is read through SQLAlchemy (the serve extra); a PostgreSQL URL also needs its driver.
+if ! missing=$(python3 -c "import sqlalchemy, orjson" 2>&1); then
+  echo "installing the serve extra (${missing##*$'\n'})"
+  python3 -m pip install -q -e ".[serve]" || exit 2
+fi
 case "${DRIFTGATE_MONITOR_LOG:-}" in
-  postgresql*) python3 -c "import psycopg" 2>/dev/null || pip install -q "psycopg[binary]" || exit 2 ;;
+  postgresql*) python3 -c "import psycopg" 2>/dev/null || python3 -m pip install -q "psycopg[binary]" || exit 2 ;;
 esac
 
 if [ -z "${DRIFTGATE_MONITOR_LOG:-}" ]; then

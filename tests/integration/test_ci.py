@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.conftest import BIN, ROOT, copy_project, run
+from tests.conftest import BIN, ROOT, copy_project, fill_log, run
 
 FIXTURE_BIN = ROOT / "tests" / "fixtures" / "bin"
 TOOLS_BIN = ROOT / ".tools" / "node_modules" / ".bin"
@@ -279,6 +279,7 @@ def test_gitlab_jobs_each_pipeline_source_selects(gitlab):
 
     assert jobs("merge_request_event") == ["test", "reproduce", "gate", "report"]
     assert jobs("schedule") == ["scheduled-drift", "scheduled-report"]
+    assert jobs("schedule", DRIFTGATE_MONITOR_LOG="sqlite:///log.sqlite") == ["scheduled-drift", "scheduled-monitor", "scheduled-report"]
     assert jobs("push", CI_COMMIT_BRANCH="main", CI_DEFAULT_BRANCH="main") == ["test", "reproduce", "gate", "demo-image"]
     assert jobs("push", CI_COMMIT_BRANCH="feature", CI_DEFAULT_BRANCH="main") == ["test", "reproduce", "gate"]
 
@@ -363,3 +364,26 @@ def test_gitlab_schedule_runs_the_drift_job_on_the_chosen_batch(gitlab, smtp):
     assert "### Drift: 2013-01..2013-03 vs 2013-09" in call["markdown"] and call["missing_images"] == []
     [alert] = inbox.messages[sent_before:]
     assert "FAILED" in alert["Subject"] and "drift share" in alert["Subject"]
+
+
+@pytest.mark.slow
+def test_gitlab_schedule_makes_a_monitoring_pass_over_a_log_given_by_url(gitlab, smtp, flights_project, tmp_path):
+    """A team without a long-running monitor: the schedule's job reads the prediction log named by
+    DRIFTGATE_MONITOR_LOG, records the pass in it, fails on critical and sends the alert."""
+    from driftgate.store.monitoring import MonitoringStore
+
+    clone, pipeline = gitlab
+    inbox, _ = smtp
+    sent_before = len(inbox.messages)
+    log = f"sqlite:///{tmp_path / 'served.sqlite'}"
+    fill_log(flights_project, log, "2013-07", 500)  # what the served model logged: July
+    result, _ = pipeline("schedule", "scheduled-monitor", DRIFTGATE_MONITOR_LOG=log)
+    assert result.returncode == 1, result.stdout[-4000:]
+    assert " FAIL  scheduled-monitor" in result.stdout
+    job_log = _job_log(result, "scheduled-monitor")
+    assert "pass 1: critical" in job_log and "Monitoring pass 1: flight delay risk: CRITICAL" in job_log
+    [judged] = MonitoringStore(log).passes_list()
+    assert judged["status"] == "done" and judged["rows"] == 500 and judged["level"] == "critical"
+    assert "CRITICAL" in _artifact(clone, "scheduled-monitor", "reports/monitor.md").read_text()
+    [alert] = inbox.messages[sent_before:]
+    assert "CRITICAL" in alert["Subject"] and "drift share" in alert["Subject"]

@@ -3,9 +3,7 @@ the frozen reference, the alert levels, late labels and the CLI around them."""
 
 from __future__ import annotations
 
-import json
 import os
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -15,35 +13,13 @@ from sklearn.metrics import f1_score
 from typer.testing import CliRunner
 
 from driftgate.cli.main import app
-from driftgate.config import Paths, load_params, parse_window
-from driftgate.data.dataset import features_frame, select_window
-from driftgate.model import train
+from driftgate.config import Paths, load_params
 from driftgate.monitoring.monitor import run_pass
 from driftgate.monitoring.reference import ModelInfo
 from driftgate.store.monitoring import MonitoringStore
 from driftgate.store.predictions import PredictionLog
 from tests.conftest import edit_params
-
-
-def fill(project: Path, log: str, window: str, rows: int, seed: int = 0, per_request: int = 50) -> pd.DataFrame:
-    """Score `rows` rows drawn at random from `window` with the project's model and log them as
-    /predict would, `per_request` records a request. Returns the rows with request_id and row."""
-    paths = Paths(project)
-    model = ModelInfo.from_card(paths.model)
-    pipeline, _ = train.load(paths.model, paths.model_card)
-    picked = select_window(pd.read_parquet(paths.dataset), parse_window(window), "window").sample(rows, random_state=seed)
-    features = features_frame(picked, model.schema)
-    scores = pipeline.predict_proba(features)[:, 1]
-    records = json.loads(features.to_json(orient="records"))
-    prediction_log, ids, positions = PredictionLog(log), [], []
-    for start in range(0, rows, per_request):
-        request = str(uuid.uuid4())
-        chunk = slice(start, start + per_request)
-        prediction_log.append(records[chunk], [{"probability": float(s), "decision": "late" if s >= model.threshold else "on time"}
-                                               for s in scores[chunk]], request, "rest", model.version)
-        ids += [request] * len(records[chunk])
-        positions += list(range(len(records[chunk])))
-    return picked.assign(request_id=ids, row=positions, score=scores)
+from tests.conftest import fill_log as fill
 
 
 @pytest.fixture
