@@ -22,11 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sklearn.linear_model import LogisticRegression
 
 from driftgate.config import Params
 from driftgate.data.dataset import TIME, feature_schema, features_frame, labels, select_window, time_split
 from driftgate.errors import DataError
-from driftgate.estimation.calibration import Calibration, check_pairs, fit_calibration
+from driftgate.estimation.calibration import Calibration, _log_odds, check_pairs, fit_calibration
 from driftgate.estimation.f1 import ShiftMargin, expected_f1, shift_margin, simulate_f1
 from driftgate.estimation.result import PerformanceEstimate
 from driftgate.estimation.settings import EstimationSettings
@@ -85,12 +86,29 @@ def f1_interval(reference: Reference, scores: np.ndarray, shift: bool = True) ->
     predicted = scores >= reference.threshold
     estimate = expected_f1(reference.calibration.probabilities(scores), predicted)
     rng = np.random.default_rng(settings.seed)
-    sampled = simulate_f1(reference.calibration.refit_probabilities(scores), predicted, settings.draws, rng)
+    # The draws read only how many rows sit at each pooled probability level, so the rows may come
+    # in any order: in score order the level counting (a sort per refit) has little left to do.
+    ordered = np.sort(scores)
+    sampled = simulate_f1(_refit_probabilities(reference.calibration, ordered), ordered >= reference.threshold,
+                          settings.draws, rng)
     sd = reference.shift.sd if shift else 0.0
     total = (sampled[:, None] + rng.normal(0.0, sd, (len(sampled), SHIFT_DRAWS))).ravel() if sd > 0 else sampled
     tail = (1 - settings.coverage) / 2
     lower, upper = np.clip(np.quantile(total, [tail, 1 - tail]), 0.0, 1.0)
     return estimate, float(min(lower, estimate)), float(max(upper, estimate)), float(np.std(sampled))
+
+
+def _refit_probabilities(calibration: Calibration, scores: np.ndarray) -> list[np.ndarray]:
+    """`calibration.refit_probabilities(scores)`, the same numbers: for Platt scaling the scores'
+    log-odds are taken once for every refit, and each refit's logistic curve applied to them as
+    scikit-learn's predict_proba computes it (expit of the scores times the slope plus the intercept)."""
+    refits = calibration.refits
+    if calibration.method != "platt" or not refits or not all(isinstance(m, LogisticRegression) for m in refits):
+        return calibration.refit_probabilities(scores)
+    from scipy.special import expit
+
+    odds = _log_odds(scores)
+    return [expit((odds @ mapping.coef_.T + mapping.intercept_).reshape(-1)) for mapping in refits]
 
 
 def estimate_f1(reference: Reference, scores: np.ndarray, features: pd.DataFrame) -> PerformanceEstimate:
