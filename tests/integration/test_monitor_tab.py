@@ -105,6 +105,8 @@ def test_the_history_has_judged_skipped_and_critical_passes(history):
 
 
 def test_the_level_shows_the_latest_pass_and_the_open_incidents(history):
+    from html import escape
+
     folder, traffic, store, outcomes = history
     html, *_ = _state(history)
     last = outcomes[-1]
@@ -118,7 +120,7 @@ def test_the_level_shows_the_latest_pass_and_the_open_incidents(history):
     incidents = store.open_incidents()
     assert incidents and f"Open incidents ({len(incidents)})" in html
     for rule, row in incidents.items():
-        assert f"<code>{rule}</code>" in html and row["message"].replace(">", "&gt;").replace("<", "&lt;") in html
+        assert f"<code>{escape(rule)}</code>" in html and escape(row["message"]) in html
     assert "drift_share" in incidents and incidents["drift_share"]["level"] == "critical"
 
 
