@@ -49,15 +49,16 @@ class Monitor:
         for line in send_alerts(outcome, self.params, self.model.version):
             self.say(line)
 
-    def every(self, seconds: float, stop: threading.Event, on_error: Callable[[DriftgateError], bool] | None = None) -> None:
+    def every(self, seconds: float, stop: threading.Event, on_error: Callable[[Exception], bool] | None = None) -> None:
         """Passes every `seconds` until `stop` is set. A pass another process holds the lease for
-        is left to it; a DriftgateError goes to `on_error`, which says whether to go on."""
+        is left to it; an error goes to `on_error`, which says whether to go on (without one, a
+        DriftgateError stops the loop; inside the server, every error is said and the next pass runs)."""
         while not stop.is_set():
             try:
                 self.once()
             except LeaseHeld as held:
                 self.say(f"{held}: left to it")
-            except DriftgateError as exc:
+            except Exception as exc:  # noqa: BLE001 - on_error decides; without it, raised as it was
                 if on_error is None or not on_error(exc):
                     raise
             stop.wait(seconds)
@@ -67,8 +68,11 @@ def background(monitor: Monitor, seconds: float) -> tuple[threading.Thread, thre
     """Passes in a daemon thread (inside the server); errors are said, never raised into the server."""
     stop = threading.Event()
 
-    def on_error(exc: DriftgateError) -> bool:
-        monitor.say(f"monitoring pass failed: {exc.message}")
+    def on_error(exc: Exception) -> bool:
+        if isinstance(exc, DriftgateError):
+            monitor.say(f"monitoring pass failed: {exc.message}")
+        else:  # e.g. the database went away mid-pass: said in one line, the next pass tries again
+            monitor.say(f"monitoring pass failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
         return True
 
     def run() -> None:

@@ -39,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from driftgate.errors import DataError
-from driftgate.store.predictions import _shown, database_url, open_engine, opened, record_version, schema_table, utc
+from driftgate.store.predictions import _shown, database_url, open_engine, opened, record_version, schema_setup, schema_table, utc
 
 SCHEMA_VERSION = 1
 LEASE = "monitor-pass"
@@ -104,7 +104,7 @@ class MonitoringStore:
 
     def __init__(self, url_or_path: str | Path) -> None:
         self.url = url = database_url(url_or_path)
-        opened(url, self._open)
+        opened(url, self._open, "the monitoring history")
 
     def _open(self, url: str) -> None:
         self.engine = open_engine(url)
@@ -170,8 +170,8 @@ class MonitoringStore:
             Column("holder", String(200), **now),
             Column("expires_at", Float, **now),  # seconds since the epoch
         )
-        metadata.create_all(self.engine)
-        with self.engine.begin() as connection:
+        with schema_setup(self.engine) as connection:
+            metadata.create_all(connection)
             record_version(connection, metadata, "monitoring", SCHEMA_VERSION)
 
     # ----------------------------------------------------------------------- the lease

@@ -4,6 +4,7 @@ in SQLite (WAL) or any SQLAlchemy URL. The monitoring history lives beside it (s
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,7 +103,7 @@ def open_engine(url: str):
     return engine
 
 
-def opened(url: str, build):
+def opened(url: str, build, what: str = "the prediction log"):
     """`build(url)`, with a missing driver or an unusable database turned into a DataError naming the URL."""
     try:
         return build(url)
@@ -110,7 +111,20 @@ def opened(url: str, build):
         raise DataError(_shown(url), f"needs the database driver {exc.name or exc}, which is not installed",
                         f"pip install the driver for this URL, or {HINT}") from None
     except SQLAlchemyError as exc:
-        raise DataError(_shown(url), f"cannot be used as the store ({_reason(exc)})", HINT) from None
+        raise DataError(_shown(url), f"cannot be used as {what} ({_reason(exc)})", HINT) from None
+
+
+@contextmanager
+def schema_setup(engine):
+    """A transaction that creates or upgrades the tables, one process at a time: servers and
+    monitors opening a new store at once would otherwise race to create the same tables.
+    SQLite: BEGIN IMMEDIATE (the others wait for the write lock); PostgreSQL: an advisory lock."""
+    with engine.begin() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        elif engine.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('driftgate-schema'))"))
+        yield connection
 
 
 def record_version(connection, metadata: MetaData, component: str, version: int) -> None:
@@ -214,14 +228,14 @@ class PredictionLog:
             Column("label", Integer, nullable=False),
             Column("received_at", DateTime(timezone=True), nullable=False),
         )
-        metadata.create_all(self.engine)
-        found = {column["name"] for column in inspect(self.engine).get_columns("predictions")}
-        core = {"id", "timestamp", "request_id", "source", "model_version", "probability", "decision", "inputs"}
-        missing = sorted(core - found)
-        if missing:
-            raise DataError(_shown(url), f"has a 'predictions' table that is not a driftgate prediction log (no {', '.join(missing)})",
-                            f"use another database or file, or {HINT}")
-        with self.engine.begin() as connection:
+        with schema_setup(self.engine) as connection:
+            metadata.create_all(connection)
+            found = {column["name"] for column in inspect(connection).get_columns("predictions")}
+            core = {"id", "timestamp", "request_id", "source", "model_version", "probability", "decision", "inputs"}
+            missing = sorted(core - found)
+            if missing:
+                raise DataError(_shown(url), f"has a 'predictions' table that is not a driftgate prediction log (no {', '.join(missing)})",
+                                f"use another database or file, or {HINT}")
             for name in ("row", "key"):  # schema 1 -> 2: the columns are added, existing rows keep NULL
                 if name not in found:
                     kind = "INTEGER" if name == "row" else "VARCHAR(200)"
