@@ -70,6 +70,50 @@ def lease_row(url: str) -> tuple[str, float]:
         return tuple(connection.execute(text("SELECT holder, expires_at FROM monitor_lease WHERE name = :n"), {"n": LEASE}).one())
 
 
+# --------------------------------------------------------------------------- a new store, several processes
+
+OPENER = """
+import sys, uuid
+from driftgate.store.monitoring import MonitoringStore
+from driftgate.store.predictions import PredictionLog
+print("ready", flush=True)
+sys.stdin.readline()
+log = PredictionLog(sys.argv[1])
+MonitoringStore(sys.argv[1])
+log.append([{"x1": 1.0}], [{"probability": 0.5, "decision": "positive"}], str(uuid.uuid4()), "rest", "m1")
+"""
+
+
+def _at_once(script: str, url: str, processes: int = 4, cwd: Path | None = None) -> list[subprocess.Popen]:
+    """`processes` Python processes running `script` on `url`, each told to go once all are ready."""
+    started = [subprocess.Popen([sys.executable, "-c", script, url], cwd=cwd, env=ENV, text=True, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(processes)]
+    try:
+        for process in started:
+            line = process.stdout.readline()
+            assert line.strip() == "ready", (line, process.stderr.read() if process.poll() is not None else "")
+        for process in started:
+            process.stdin.write("\n")
+            process.stdin.flush()
+    except BaseException:
+        for process in started:
+            process.kill()
+            process.wait()
+        raise
+    return started
+
+
+def test_processes_opening_a_new_store_at_once_all_get_it(store_url):
+    """Servers and monitors started together on an empty database: one creates the tables, the
+    others wait for it instead of failing on a table or version row that appeared meanwhile."""
+    for opener in _at_once(OPENER, store_url, processes=6):
+        _, errors = opener.communicate(timeout=120)
+        assert opener.returncode == 0, errors
+    assert PredictionLog(store_url).count() == 6
+    with create_engine(database_url(store_url)).connect() as connection:
+        assert dict(connection.execute(text("SELECT component, version FROM driftgate_schema")).all()) == {"predictions": 2, "monitoring": 1}
+
+
 # --------------------------------------------------------------------------- the lease, several processes
 
 RACER = """
@@ -96,15 +140,8 @@ except LeaseHeld as held:
 def test_monitors_started_at_once_on_one_store_let_one_pass_judge_the_window(store_url, project):
     fill(store_url, project, 400)
     MonitoringStore(store_url)  # the tables exist before the race (as once the server has run)
-    racers = [subprocess.Popen([sys.executable, "-c", RACER, store_url], cwd=project["folder"], env=ENV, text=True,
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
+    racers = _at_once(RACER, store_url, cwd=project["folder"])  # as close to the same moment as four processes can be told
     try:
-        for racer in racers:
-            line = racer.stdout.readline()
-            assert line.strip() == "ready", (line, racer.stderr.read() if racer.poll() is not None else "")
-        for racer in racers:  # as close to the same moment as four processes can be told
-            racer.stdin.write("\n")
-            racer.stdin.flush()
         said = []
         for racer in racers:
             output, errors = racer.communicate(timeout=300)
