@@ -164,3 +164,25 @@ def test_the_log_window_reads_mixed_and_missing_fields_as_the_records_hold_them(
     mixed = log.window(after_id=0, limit=2)
     assert mixed.inputs["a"].tolist()[1] == "text" and mixed.inputs["b"].tolist() == ["y", 7]
     assert list(mixed.ids) == [2, 3]
+
+
+def test_the_estimates_faster_paths_give_the_same_numbers():
+    """Platt refits applied to log-odds taken once equal scikit-learn's predict_proba, and the
+    label draws do not depend on the order of the rows."""
+    from driftgate.estimation.calibration import fit_calibration
+    from driftgate.estimation.estimator import _refit_probabilities
+    from driftgate.estimation.f1 import simulate_f1
+
+    rng = np.random.default_rng(3)
+    scores = rng.beta(2, 3, 4_000)
+    labels = (rng.random(4_000) < scores).astype(int)
+    calibration = fit_calibration(scores, labels, "platt", refits=6, seed=1)
+    window = rng.beta(2, 3, 3_000)
+    ours, theirs = _refit_probabilities(calibration, window), calibration.refit_probabilities(window)
+    assert len(ours) == len(theirs) == 6 and all(np.array_equal(a, b) for a, b in zip(ours, theirs))
+    isotonic = fit_calibration(scores, labels, "isotonic", refits=3, seed=1)
+    assert all(np.array_equal(a, b) for a, b in zip(_refit_probabilities(isotonic, window), isotonic.refit_probabilities(window)))
+    ordered = np.sort(window)
+    shuffled = simulate_f1(theirs, window >= 0.5, 200, np.random.default_rng(0))
+    in_order = simulate_f1(_refit_probabilities(calibration, ordered), ordered >= 0.5, 200, np.random.default_rng(0))
+    assert np.array_equal(shuffled, in_order)
