@@ -112,7 +112,8 @@ class Replay:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
         levels = [p["level"] for p in out]
-        say(f"  {window} {order} seed {seed}: {len(out)} passes, {levels.count('warning')} warning, {levels.count('critical')} critical")
+        name = window if isinstance(window, str) else "reference window"
+        say(f"  {name} {order} seed {seed}: {len(out)} passes, {levels.count('warning')} warning, {levels.count('critical')} critical")
         return out
 
     def judged(self, outcome, predictions: int, seconds: float, span: tuple[str, str]) -> dict:
@@ -247,7 +248,8 @@ def main() -> int:
         replay = Replay(folder)
         rules = replay.params.monitoring.alerts
         train = replay.params.windows.train
-        say(f"reference frozen ({time.perf_counter() - clock:.0f} s); replaying {train} ...")
+        shown = f"{train.start:%Y-%m-%d}..{train.end:%Y-%m-%d} (end excluded)" if train.kind == "time" else str(train)
+        say(f"reference frozen ({time.perf_counter() - clock:.0f} s); replaying the reference window {shown} ...")
         orders = ("random", "time") if args.order == "both" else (args.order,)
         false_alarms = {order: replay.run(train, order, 1, args.passes, args.rows, False, say) for order in orders}
         july = {f"2013-07, draw {seed}": replay.run("2013-07", "random", seed, args.detect_passes, args.rows, True, say)
