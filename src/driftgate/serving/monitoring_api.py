@@ -23,7 +23,6 @@ from fastapi import APIRouter, Body, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model, model_validator
 from pydantic_core import PydanticCustomError
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from driftgate.data.dataset import PREDICTED_LABEL, PREDICTION
@@ -296,10 +295,7 @@ def pass_row(row: dict) -> PassRow:
 
 def judged(service: Service, limit: int) -> list[dict]:
     """The newest `limit` judged passes, oldest first."""
-    passes = service.store.passes
-    query = select(passes).where(passes.c.status == "done").order_by(passes.c.id.desc()).limit(limit)
-    with service.store.engine.connect() as connection:
-        return [dict(row) for row in connection.execute(query).mappings()][::-1]
+    return service.store.passes_list(limit, status="done")[::-1]
 
 
 def column_rows(drift: DriftResult, names) -> list[ColumnRow]:

@@ -266,11 +266,13 @@ class MonitoringStore:
                     connection.execute(self.alerts.insert().values(**values))
         return int(pass_id)
 
-    def passes_list(self, limit: int = 100, model_version: str | None = None) -> list[dict]:
-        """The newest passes first."""
+    def passes_list(self, limit: int = 100, model_version: str | None = None, status: str | None = None) -> list[dict]:
+        """The newest passes first (only those of `model_version`, or with `status` done | skipped, if given)."""
         query = select(self.passes).order_by(self.passes.c.id.desc()).limit(limit)
         if model_version:
             query = query.where(self.passes.c.model_version == model_version)
+        if status:
+            query = query.where(self.passes.c.status == status)
         with self.engine.connect() as connection:
             return [_aware(dict(row)) for row in connection.execute(query).mappings()]
 
