@@ -13,6 +13,7 @@ PYTEST_ARGS ?=
 help:
 	@awk '/^## /{doc=substr($$0,4); next} /^[a-zA-Z_-]+:/{if(doc){split($$0,t,":"); printf "  \033[36m%-12s\033[0m %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
 	@echo; echo "  make run CURRENT=2013-09   score another month (or a CSV/Parquet batch) instead of windows.current"
+	@echo "  make demo MONITOR=30s      the demo with a monitoring pass every 30 s (then: driftgate simulate --window 2013-07)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -83,13 +84,17 @@ tools: $(GITLAB_CI_LOCAL)
 ## Start the demo and REST API on http://127.0.0.1:7860 (trains the model first if needed)
 demo: $(VENV)/.installed-serve
 	@driftgate data && dvc repro -q evaluate drift
+ifeq ($(strip $(MONITOR)),)
 	$(BIN)/python app.py
+else
+	$(BIN)/driftgate serve --monitor-every $(MONITOR)
+endif
 
 ## Screenshots of each demo tab into docs/img (drives the demo on this repo's model in headless Chromium)
 screenshots: $(VENV)/.installed-dev
 	@driftgate data && dvc repro -q evaluate drift
 	@for month in 2013-06 2013-09 2013-12; do pipelines/check_batch.sh $$month >/dev/null || true; done
-	DRIFTGATE_DEMO_ROOT=$(CURDIR) DRIFTGATE_SCREENSHOTS=$(CURDIR)/docs/img $(BIN)/python -m pytest -q -p no:cacheprovider tests/integration/test_demo.py
+	DRIFTGATE_DEMO_ROOT=$(CURDIR) DRIFTGATE_SCREENSHOTS=$(CURDIR)/docs/img $(BIN)/python -m pytest -q -p no:cacheprovider tests/integration/test_demo.py tests/integration/test_monitor_tab.py
 
 ## Install dev dependencies and run the full test suite
 test: $(VENV)/.installed-dev tools
