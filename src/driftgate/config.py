@@ -523,6 +523,19 @@ class MonitoringConfig(Strict):
         return None if self.window == "since_last" else parse_duration(self.window, "window")
 
 
+class RetrainingConfig(Strict):
+    """The retraining controller: `driftgate retrain`, `driftgate rollback` (README: retraining)."""
+
+    window: Window | None = None  # the challenger's training window (a newer one than windows.train), e.g. 2013-04..2013-06
+    evaluation: Window | None = None  # the newest labelled window neither model trained on; both are scored on it
+    margin: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.01  # the challenger's F1 must beat the champion's by this much ...
+    margin_kind: Literal["absolute", "relative"] = "absolute"  # ... in F1 points, or as a share of the champion's F1
+    confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95  # ... and the one-sided paired bootstrap lower bound at this level above 0
+    draws: int = Field(default=2000, ge=200, le=100_000)  # paired bootstrap resamples of the evaluation rows
+    on_alert: bool = False  # retrain when a monitoring pass is critical
+    seed: int = 0
+
+
 class ProjectConfig(Strict):
     """How the UI, the API and the reports speak of this data: nothing about one dataset is
     hard-coded. The class names are data.target.class_names (label 0, label 1)."""
@@ -544,6 +557,7 @@ class Params(Strict):
     alerts: AlertsConfig = AlertsConfig()
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    retraining: RetrainingConfig = RetrainingConfig()
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
 

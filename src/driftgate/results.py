@@ -252,3 +252,23 @@ class MonitorPass(Result):
     estimate_reason: str | None = None
     alerts: list[AlertRow] = []
     drift: DriftResult | None = None
+
+
+# --------------------------------------------------------------------------- retraining
+
+
+class PromotionDecision(Result):
+    """The promotion rule's verdict on a champion and a challenger scored on the same rows."""
+
+    promote: bool
+    rows: int  # evaluation rows both models were scored on
+    champion_f1: float
+    challenger_f1: float
+    difference: float  # challenger - champion, on the same rows
+    lower: float  # one-sided paired bootstrap lower bound of the difference at `confidence`
+    confidence: float
+    margin: float  # as configured
+    margin_kind: Literal["absolute", "relative"]
+    required: float  # the margin in F1 points (relative: margin x champion F1)
+    gates_passed: bool
+    reason: str  # in words: why promoted, or the first condition that failed
