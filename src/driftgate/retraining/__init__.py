@@ -1,0 +1,1 @@
+"""Retraining: the champion/challenger controller and the promotion rule (pure, in `rule`)."""
