@@ -1,0 +1,186 @@
+"""The retraining controller: train a challenger, score it and the champion on the same rows,
+apply the promotion rule and the gates, and record the decision.
+
+    outcome = retrain(params, paths, registry, trigger="manual")
+    outcome = rollback(params, registry)
+
+The champion is always re-scored on the evaluation window: its training-time metrics are never
+part of the decision. Every model is registered by its sha256 with its card; promotion moves the
+`champion` alias, whose history answers which model served when.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import joblib
+import pandas as pd
+
+from driftgate.config import Params, Paths, Window
+from driftgate.data.dataset import LABEL, TIME, feature_schema, features_frame, labels, load_dataset, select_window, time_split
+from driftgate.errors import ConfigError, DataError
+from driftgate.gates import f1_gates
+from driftgate.io import sha256_file
+from driftgate.results import GateVerdicts, PromotionDecision
+from driftgate.store.registry import ModelRegistry
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    decision: PromotionDecision
+    decision_id: int
+    champion: str  # sha256
+    challenger: str  # sha256
+    gates: GateVerdicts
+    outcome: str  # promoted | rejected
+
+
+def _bytes(pipeline) -> tuple[bytes, str]:
+    buffer = io.BytesIO()
+    joblib.dump(pipeline, buffer)
+    data = buffer.getvalue()
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def frame_sha256(frame: pd.DataFrame) -> str:
+    """A content hash of a window's rows (values and order)."""
+    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
+
+
+def _overlaps(a: Window, b: Window) -> bool:
+    return a.is_time and b.is_time and a.start < b.end and b.start < a.end
+
+
+def ensure_champion(registry: ModelRegistry, model_path: Path) -> str:
+    """The current champion; with an empty registry, the served model becomes the first one."""
+    current = registry.champion()
+    if current:
+        return current
+    from driftgate.model import train
+
+    _, card = train.load(model_path, Path(model_path).with_suffix(".json"))
+    registry.register(card["model_sha256"], card, Path(model_path).read_bytes())
+    registry.set_champion(card["model_sha256"], f"the served model ({model_path}) when the registry started")
+    return card["model_sha256"]
+
+
+def _windows(params: Params, champion_card: dict) -> tuple[Window, Window]:
+    settings = params.retraining
+    if settings.window is None:
+        raise ConfigError("params.yaml: retraining.window", "is not set: the challenger needs a training window",
+                          "set it to a newer window than windows.train, e.g. retraining.window: 2013-04..2013-06")
+    if settings.evaluation is None:
+        raise ConfigError("params.yaml: retraining.evaluation", "is not set: both models are scored on it",
+                          "set it to the newest labelled window neither model trained on, e.g. 2013-07")
+    if _overlaps(settings.window, settings.evaluation):
+        raise ConfigError("params.yaml: retraining.evaluation", f"{settings.evaluation.label} overlaps the challenger's "
+                          f"training window {settings.window.label}", "score both models on rows neither trained on")
+    trained = champion_card.get("train_window")
+    if trained:
+        from driftgate.config import parse_window
+
+        try:
+            champion_window = parse_window(trained, "model card train_window")
+        except ConfigError:
+            champion_window = None
+        if champion_window is not None and _overlaps(champion_window, settings.evaluation):
+            raise ConfigError("params.yaml: retraining.evaluation", f"{settings.evaluation.label} overlaps the champion's "
+                              f"training window {trained}", "score both models on rows neither trained on")
+    return settings.window, settings.evaluation
+
+
+def retrain(params: Params, paths: Paths, registry: ModelRegistry, trigger: str = "manual", model_path: Path | None = None,
+            say: Say | None = None) -> RetrainOutcome:
+    """Train a challenger on retraining.window, score both models on retraining.evaluation, decide, record."""
+    from driftgate.model import train
+    from driftgate.retraining.rule import decide, f1_at
+
+    say = say or (lambda _m: None)
+    model_path = Path(model_path or paths.model)
+    champion_sha = ensure_champion(registry, model_path)
+    champion_card, champion_bytes = registry.model(champion_sha)
+    window, evaluation = _windows(params, champion_card)
+    dataset = load_dataset(paths.dataset)
+    schema = feature_schema(dataset, params.data)
+    fit_window = select_window(dataset, window, "retraining.window")
+    fit_rows, holdout = time_split(fit_window, params.windows.holdout_fraction)
+    scored = select_window(dataset, evaluation, "retraining.evaluation")
+    if scored[LABEL].isna().any() or not len(scored):
+        raise DataError("retraining.evaluation", f"{evaluation.label} has no labelled rows to score the models on",
+                        "choose a window whose labels are in")
+    say(f"training the challenger on {len(fit_rows):,} {params.project.rows} ({window.label}, holdout {len(holdout):,})")
+    challenger_params = params.model_copy(update={"windows": params.windows.model_copy(update={"train": window})})
+    pipeline = train.fit(fit_rows, challenger_params, schema)
+    data_hash = {"dataset": str(paths.dataset), "dataset_sha256": sha256_file(paths.dataset)}
+    card = train.model_card(challenger_params, schema, fit_rows, data_hash)
+    challenger_bytes, challenger_sha = _bytes(pipeline)
+    card["model_sha256"] = challenger_sha
+    registry.register(challenger_sha, card, challenger_bytes)
+
+    say(f"scoring the champion {champion_sha[:12]} and the challenger {challenger_sha[:12]} on {len(scored):,} "
+        f"{params.project.rows} of {evaluation.label}")
+    champion = joblib.load(io.BytesIO(champion_bytes))
+    y = labels(scored)
+    champion_scores = champion.predict_proba(_as_features(scored, champion_card))[:, 1]
+    challenger_scores = pipeline.predict_proba(features_frame(scored, schema))[:, 1]
+    threshold = params.model.threshold
+    metrics = {"holdout": {"f1": f1_at(labels(holdout), pipeline.predict_proba(features_frame(holdout, schema))[:, 1], threshold)},
+               "current": {"f1": f1_at(y, challenger_scores, threshold), "window": evaluation.label}}
+    gates = GateVerdicts.of(f1_gates(metrics, params.gates, None, False))
+    failed = "; ".join(f"{g.gate} {g.value:.3f} < {g.threshold:g}" if g.value is not None else g.gate for g in gates.failed)
+    decision = decide(y, champion_scores, challenger_scores, float(champion_card.get("threshold", threshold)), threshold,
+                      params.retraining, gates.passed, failed)
+    outcome = "promoted" if decision.promote else "rejected"
+    row = {"trigger": trigger, "champion_sha256": champion_sha, "challenger_sha256": challenger_sha,
+           "training_window": window.label, "evaluation_window": evaluation.label,
+           "training_data_sha256": frame_sha256(fit_rows), "evaluation_data_sha256": frame_sha256(scored),
+           "rows": decision.rows, "champion_f1": decision.champion_f1, "challenger_f1": decision.challenger_f1,
+           "difference": decision.difference, "lower": decision.lower, "confidence": decision.confidence,
+           "margin": decision.margin, "margin_kind": decision.margin_kind, "outcome": outcome, "reason": decision.reason,
+           "details": {"gates": gates.to_json(), "fit_rows": len(fit_rows), "fit_time_range":
+                       [str(fit_rows[TIME].min()), str(fit_rows[TIME].max())]}}
+    decision_id = registry.record_decision(row)
+    if decision.promote:
+        registry.set_champion(challenger_sha, f"promoted by decision {decision_id}: {decision.reason}")
+    say(decision.reason)
+    return RetrainOutcome(decision, decision_id, champion_sha, challenger_sha, gates, outcome)
+
+
+def _as_features(frame: pd.DataFrame, card: dict) -> pd.DataFrame:
+    """The champion's features as its card lists them, numbers as floats (what features_frame does)."""
+    from driftgate.data.dataset import FeatureSchema
+
+    return features_frame(frame, FeatureSchema.from_dict(card["features"]))
+
+
+@dataclass(frozen=True)
+class Rollback:
+    restored: str
+    replaced: str
+    decision_id: int
+    seconds: float
+
+
+def rollback(registry: ModelRegistry, trigger: str = "manual") -> Rollback:
+    """Make the previous champion serve again, and record it."""
+    started = time.perf_counter()
+    current, previous = registry.champion(), registry.previous_champion()
+    if current is None or previous is None:
+        raise DataError("model registry", "has no previous champion to roll back to" if current else "has no champion yet",
+                        "`driftgate models` lists the history; a rollback needs at least one promotion")
+    registry.model(previous)  # its hash is checked before it serves again
+    reason = f"rolled back from {current[:12]} to the previous champion {previous[:12]}"
+    decision_id = registry.record_decision({"trigger": trigger, "champion_sha256": current, "challenger_sha256": previous,
+                                            "outcome": "rolled_back", "reason": reason})
+    registry.set_champion(previous, f"rollback (decision {decision_id})")
+    return Rollback(previous, current, decision_id, time.perf_counter() - started)
+
+
+__all__ = ["RetrainOutcome", "Rollback", "ensure_champion", "frame_sha256", "retrain", "rollback"]

@@ -1,0 +1,104 @@
+"""The retraining controller on the bundled flights: a challenger trained on a newer window,
+both models scored on the same later rows, the decision recorded, the alias history, rollback."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from driftgate.cli.main import app
+from driftgate.config import Paths, load_params
+from driftgate.retraining.controller import retrain
+from driftgate.store.registry import ModelRegistry
+from tests.conftest import ROOT
+
+
+@pytest.fixture
+def project(flights_project, tmp_path, monkeypatch) -> Path:
+    """The trained flights project (cwd), a params file with a retraining section, a store of its own."""
+    monkeypatch.chdir(flights_project)
+    monkeypatch.setenv("DRIFTGATE_MONITOR_LOG", str(tmp_path / "store.sqlite"))
+    raw = yaml.safe_load((flights_project / "params.yaml").read_text())
+    raw["retraining"] = {"window": "2013-04..2013-06", "evaluation": "2013-07", "draws": 500}
+    raw["model"]["max_iter"] = 60  # a smaller challenger: the decision's logic, not the model, is under test
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    return tmp_path / "params.yaml"
+
+
+def cli(*args: str):
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
+def test_a_retrain_scores_both_models_on_the_same_rows_and_records_every_field(project, tmp_path):
+    params = load_params(project)
+    registry = ModelRegistry(tmp_path / "store.sqlite")
+    outcome = retrain(params, Paths(), registry, trigger="manual")
+    decision = outcome.decision
+    assert outcome.champion != outcome.challenger
+    assert decision.rows > 20_000  # all of July, scored by both
+    assert decision.difference == pytest.approx(decision.challenger_f1 - decision.champion_f1)
+    assert decision.lower <= decision.difference
+    assert outcome.outcome == ("promoted" if decision.promote else "rejected")
+    assert decision.promote == (decision.difference >= 0.01 and decision.lower > 0 and outcome.gates.passed)
+    [row] = registry.decisions()
+    assert row["trigger"] == "manual" and row["outcome"] == outcome.outcome and row["reason"] == decision.reason
+    assert (row["training_window"], row["evaluation_window"]) == ("2013-04..2013-06", "2013-07")
+    assert len(row["training_data_sha256"]) == len(row["evaluation_data_sha256"]) == 64
+    assert row["champion_sha256"] == outcome.champion and row["challenger_sha256"] == outcome.challenger
+    assert row["at"].tzinfo is not None
+    assert {v["sha256"] for v in registry.versions()} == {outcome.champion, outcome.challenger}
+    expected = outcome.challenger if decision.promote else outcome.champion
+    assert registry.champion() == expected
+    assert registry.champion_at(datetime.now(UTC) - timedelta(days=1)) is None  # nothing served before the registry
+
+
+def test_rollback_restores_the_previous_champion_and_records_it(project, tmp_path):
+    registry = ModelRegistry(tmp_path / "store.sqlite")
+    outcome = retrain(load_params(project), Paths(), registry)
+    if not outcome.decision.promote:  # make the challenger champion by hand, as a promotion would
+        registry.set_champion(outcome.challenger, "promoted by hand for the test")
+    between = datetime.now(UTC)
+    result = cli("rollback", "--params", str(project))
+    assert result.exit_code == 0, result.output
+    assert f"{outcome.champion[:12]} serves again instead of {outcome.challenger[:12]}" in result.output
+    assert registry.champion() == outcome.champion
+    assert registry.decisions()[0]["outcome"] == "rolled_back"
+    at = cli("models", "--params", str(project), "--at", between.isoformat())
+    assert outcome.challenger in at.output  # which model served at that time
+
+
+def test_rollback_with_nothing_to_roll_back_to_says_so(project):
+    result = cli("rollback", "--params", str(project))
+    assert result.exit_code == 2 and "no champion yet" in result.output and "Traceback" not in result.output
+
+
+def test_retrain_refuses_missing_and_overlapping_windows_with_the_key_named(project):
+    raw = yaml.safe_load(project.read_text())
+    del raw["retraining"]["window"]
+    project.write_text(yaml.safe_dump(raw))
+    result = cli("retrain", "--params", str(project))
+    assert result.exit_code == 2 and "retraining.window" in result.output and "is not set" in result.output
+    raw["retraining"].update(window="2013-06..2013-08", evaluation="2013-07")
+    project.write_text(yaml.safe_dump(raw))
+    result = cli("retrain", "--params", str(project))
+    assert result.exit_code == 2 and "overlaps the challenger's training window" in result.output
+    raw["retraining"].update(window="2013-04..2013-06", evaluation="2013-02")
+    project.write_text(yaml.safe_dump(raw))
+    result = cli("retrain", "--params", str(project))
+    assert result.exit_code == 2 and "overlaps the champion's training window 2013-01..2013-03" in result.output
+
+
+def test_models_at_a_bad_time_is_refused(project):
+    result = cli("models", "--params", str(project), "--at", "yesterday")
+    assert result.exit_code == 2 and "--at" in result.output and "ISO" in result.output
+
+
+def test_dvc_yaml_declares_the_model_as_a_dvc_model_artifact():
+    artifacts = yaml.safe_load((ROOT / "dvc.yaml").read_text())["artifacts"]
+    [(name, entry)] = artifacts.items()
+    assert entry["type"] == "model" and entry["path"] == "artifacts/model.joblib"
+    assert name == name.lower() and " " not in name  # DVC's artifact naming rule
