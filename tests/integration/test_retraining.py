@@ -102,3 +102,20 @@ def test_dvc_yaml_declares_the_model_as_a_dvc_model_artifact():
     [(name, entry)] = artifacts.items()
     assert entry["type"] == "model" and entry["path"] == "artifacts/model.joblib"
     assert name == name.lower() and " " not in name  # DVC's artifact naming rule
+
+
+def test_a_critical_pass_triggers_a_retrain_when_on_alert_is_on(project, tmp_path):
+    from driftgate.monitoring.service import Monitor
+    from tests.conftest import fill_log
+
+    raw = yaml.safe_load(project.read_text())
+    raw["retraining"]["on_alert"] = True
+    project.write_text(yaml.safe_dump(raw))
+    store = tmp_path / "store.sqlite"
+    fill_log(Path.cwd(), str(store), "2013-07", 400)
+    said: list[str] = []
+    outcome = Monitor.open(load_params(project), store, Path("artifacts/model.joblib"), say=said.append, notify=False).once()
+    assert outcome.level == "critical"
+    [decision] = ModelRegistry(store).decisions()
+    assert decision["trigger"] == "alert" and decision["outcome"] in ("promoted", "rejected")
+    assert any("retraining (retraining.on_alert)" in line for line in said)

@@ -39,9 +39,22 @@ class Monitor:
         return ModelInfo.from_card(self.model_path)  # read per pass: a promoted model is picked up
 
     def once(self) -> PassOutcome:
-        """One pass. Raises LeaseHeld when another process is running one."""
-        return run_pass(self.params, self.log, self.store, self.model, self.paths, self.model_path, self.say,
-                        self._notify if self.notify else None)
+        """One pass. Raises LeaseHeld when another process is running one. With retraining.on_alert,
+        a pass that opens (or escalates to) a critical incident then runs the retraining controller."""
+        outcome = run_pass(self.params, self.log, self.store, self.model, self.paths, self.model_path, self.say,
+                           self._notify if self.notify else None)
+        if self.params.retraining.on_alert and any(a["level"] == "critical" and a["event"] in ("fired", "escalated")
+                                                   for a in outcome.alerts):
+            self.retrain_on_alert(outcome)
+        return outcome
+
+    def retrain_on_alert(self, outcome: PassOutcome) -> None:
+        from driftgate.retraining.controller import retrain
+        from driftgate.store.registry import ModelRegistry
+
+        self.say(f"pass {outcome.pass_id} is critical: retraining (retraining.on_alert)")
+        done = retrain(self.params, self.paths, ModelRegistry(self.log.url), "alert", self.model_path, self.say)
+        self.say(f"retraining decision {done.decision_id}: {done.outcome}")
 
     def _notify(self, outcome: PassOutcome) -> None:
         from driftgate.monitoring.notify import send_alerts
