@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from driftgate.serving.docs import add_offline_docs
 from driftgate.serving.metrics import _Measure
 from driftgate.serving.monitoring_api import LABEL_MESSAGES, add_monitoring_routes
+from driftgate.serving.retraining_api import add_retraining_routes
 from driftgate.serving.schema import readable_error
 from driftgate.serving.service import Service
 
@@ -120,31 +121,33 @@ def create_api(service: Service, max_body_mb: float = 20.0, max_records: int = 2
             raise RequestValidationError([{"loc": ("body",), "type": "too_long", "input": None,
                                            "msg": f"{len(payload):,} records; at most {max_records:,} per request "
                                                   "(serving.max_batch_rows in params.yaml)"}])
-        payload, keys, key_errors = model.take_keys(payload)
+        serving = service.model  # read once: this request keeps it if the champion is swapped meanwhile
+        payload, keys, key_errors = serving.take_keys(payload)
         try:
-            records, warnings = model.parse(payload)
+            records, warnings = serving.parse(payload)
         except ValidationError as exc:
             raise RequestValidationError(key_errors + exc.errors(include_url=False)) from None
         if key_errors:
             raise RequestValidationError(key_errors)
-        predictions, request_id = service.predict_records(records, "rest", keys)
-        return {"request_id": request_id, "model_version": model.version, "predictions": predictions, "warnings": warnings}
+        predictions, request_id = service.predict_records(records, "rest", keys, model=serving)
+        return {"request_id": request_id, "model_version": serving.version, "predictions": predictions, "warnings": warnings}
 
     # The Record schema in the OpenAPI document (the route takes a free-form body to accept both shapes).
     original_openapi = api.openapi
 
     def openapi():
         schema = original_openapi()
-        schema.setdefault("components", {}).setdefault("schemas", {})["Record"] = model.record_schema()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Record"] = service.model.record_schema()
         return schema
 
     api.openapi = openapi
 
     @api.get("/health", summary="Liveness: the model is loaded")
     def health():
-        return {"status": "ok", "model_loaded": True, "model_version": service.model.version,
-                "driftgate_version": service.model.card.get("driftgate_version"), "predictions_logged": service.log.count(),
-                "scorer": "scikit-learn" if service.model.fast is None else "treelite"}
+        serving = service.model
+        return {"status": "ok", "model_loaded": True, "model_version": serving.version,
+                "driftgate_version": serving.card.get("driftgate_version"), "predictions_logged": service.log.count(),
+                "scorer": "scikit-learn" if serving.fast is None else "treelite"}
 
     @api.get("/metrics", summary="Prometheus metrics")
     def metrics():
@@ -152,6 +155,7 @@ def create_api(service: Service, max_body_mb: float = 20.0, max_records: int = 2
         return Response(body, media_type=content_type)
 
     add_monitoring_routes(api, service, max_records)
+    add_retraining_routes(api, service)
 
     @api.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):

@@ -54,6 +54,30 @@ class ServedModel:
 
         card_path = Path(model_path).with_suffix(".json")
         pipeline, card = train.load(model_path, card_path)
+        return cls._built(pipeline, card, card_path, params)
+
+    @classmethod
+    def from_bytes(cls, card: dict, model_bytes: bytes, params: Params | None = None, where: str = "model registry") -> ServedModel:
+        """A model from its card and its joblib bytes (the model registry's): the bytes' sha256 is
+        checked against the card's model_sha256 before they are unpickled (a mismatch is a DataError)."""
+        import hashlib
+        import io
+
+        import joblib
+
+        found, named = hashlib.sha256(model_bytes).hexdigest(), card.get("model_sha256")
+        if named and found != named:
+            raise DataError(where, f"the model's bytes have sha256 {found[:12]}..., not its card's {str(named)[:12]}...",
+                            "register the model again with the card written beside it")
+        try:
+            pipeline = joblib.load(io.BytesIO(model_bytes))
+        except Exception as exc:  # bytes that pass the hash but are no model (pickled by other library versions)
+            raise DataError(where, f"model {found[:12]} cannot be loaded ({type(exc).__name__}: {exc})",
+                            "register a model trained with this installation's libraries") from None
+        return cls._built(pipeline, {**card, "model_sha256": found}, where, params)
+
+    @classmethod
+    def _built(cls, pipeline: Any, card: dict, card_path: Path | str, params: Params | None) -> ServedModel:
         fallback = params.data.target.class_names if params else cls.class_names
         names = tuple(card.get("class_names") or fallback)
         try:

@@ -252,12 +252,15 @@ def monitoring_state(store, params: Params, reports: Path, log: PredictionLog, t
 
 
 def create_app(params_path: Path | str = "params.yaml", model_path: Path | str | None = None, log: str | None = None,
-               root: Path | str = ".", monitor_every: float | None = None):
+               root: Path | str = ".", monitor_every: float | None = None, follow_champion: bool = True):
     """The FastAPI app with the Gradio UI mounted at /. Refuses to start (a DriftgateError naming
     the file or setting) on a bad params.yaml, a missing model or card, a model whose sha256 does
     not match its card, or a prediction log that is not a database. These are checked before
     Gradio is imported, so a refusal takes a second, not ten. With `monitor_every` (seconds),
-    `serve()` runs a monitoring pass that often in the server process (app.state.monitor)."""
+    `serve()` runs a monitoring pass that often in the server process (app.state.monitor). With
+    `follow_champion`, the served model follows the model registry's champion in the log's
+    database: looked at once now, then every second by a thread (app.state.champion_watch, an
+    Event that stops it); with an empty registry the model at `model_path` serves."""
     root = Path(root)
     params = load_params(root / params_path if not Path(params_path).is_absolute() else params_path)
     paths = Paths(root)
@@ -265,7 +268,14 @@ def create_app(params_path: Path | str = "params.yaml", model_path: Path | str |
     model = ServedModel.load(model_file, params)
     log_target = log or params.serving.log
     log_setting = log_target if "://" in log_target else root / log_target
-    service = Service(model, PredictionLog(log_setting), Metrics(paths.gate), params=params, baseline=paths.metrics)
+    service = Service(model, PredictionLog(log_setting), Metrics(paths.gate), params=params, baseline=paths.metrics,
+                      paths=paths, model_path=model_file)
+    app_watch = None
+    if follow_champion:
+        from driftgate.serving import swap
+
+        swap.check(service)
+        app_watch = swap.watch(service)
     import gradio as gr
 
     api = create_api(service, params.serving.max_upload_mb, params.serving.max_batch_rows)
@@ -274,6 +284,7 @@ def create_app(params_path: Path | str = "params.yaml", model_path: Path | str |
     app = gr.mount_gradio_app(api, demo, path="/", footer_links=["api"],
                               max_file_size=int(params.serving.max_upload_mb * 1024 * 1024))
     app.state.monitor = None
+    app.state.champion_watch = app_watch
     if monitor_every:
         from driftgate.monitoring.service import Monitor
         from driftgate.serving.service import PassLines
