@@ -193,7 +193,7 @@ def run_pass(params: Params, log: PredictionLog, store: MonitoringStore, model: 
                                     ("missing_share_reference", col.reference_missing_share))
                 if value is not None and math.isfinite(value)]
         row = {**base, "finished_at": datetime.now(UTC), "status": "done", "reason": reason, "level": level,
-               **{k: v for k, v in metrics.items()}, "estimate_abstained": estimate.abstained,
+               **metrics, "estimate_abstained": estimate.abstained,
                "estimate_reason": estimate.reason, "drift": drift.to_json()}
         if labelled["labelled_rows"]:
             row["realized_at"] = datetime.now(UTC)
@@ -216,8 +216,8 @@ def _error(estimate: float | None, labelled: dict, min_rows: int) -> float | Non
 
 
 def _latest_realized(store: MonitoringStore, model: ModelInfo, min_rows: int) -> float | None:
-    for row in store.passes_list(limit=50, model_version=model.version):
-        if row["status"] == "done" and (row["labelled_rows"] or 0) >= min_rows and row["realized_f1"] is not None:
+    for row in store.passes_list(limit=50, model_version=model.version, status="done"):
+        if (row["labelled_rows"] or 0) >= min_rows and row["realized_f1"] is not None:
             return float(row["realized_f1"])
     return None
 
