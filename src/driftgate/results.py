@@ -271,4 +271,6 @@ class PromotionDecision(Result):
     margin_kind: Literal["absolute", "relative"]
     required: float  # the margin in F1 points (relative: margin x champion F1)
     gates_passed: bool
+    retrain_sd: float | None = None  # sd of the challenger's F1 over its refits on resampled rows (None: not measured)
+    replicas: int = 0  # how many refits measured it
     reason: str  # in words: why promoted, or the first condition that failed

@@ -60,7 +60,8 @@ def test_challenger_correcting_30_percent_of_the_champions_errors_promotes():
     assert decision.difference == pytest.approx(decision.challenger_f1 - decision.champion_f1)
     assert 0 < decision.lower < decision.difference
     assert decision.reason == (f"promoted: F1 {decision.champion_f1:.3f} -> {decision.challenger_f1:.3f} "
-                               f"(+{decision.difference:.3f} >= margin 0.010), 95% lower bound +{decision.lower:.3f} > 0")
+                               f"(+{decision.difference:.3f} >= margin 0.010), 95% lower bound +{decision.lower:.3f} > 0 "
+                               "(it includes the rows' noise only)")
 
 
 def test_a_worse_challenger_is_rejected():
@@ -183,3 +184,38 @@ def test_bad_decisions_and_bootstrap_settings_are_data_errors():
         paired_difference(y, y == 1, y == 1, 0, 0.95, 0)
     with pytest.raises(DataError, match="confidence"):
         paired_difference(y, y == 1, y == 1, 100, 1.5, 0)
+
+
+def test_the_retraining_spread_widens_the_bound_by_both_models_noise():
+    y, scores = evaluation_rows()
+    better = correcting(y, scores, 0.3)
+    rows_only = paired_difference(y, scores >= 0.5, better >= 0.5, 4000, 0.95, 7)
+    zero = paired_difference(y, scores >= 0.5, better >= 0.5, 4000, 0.95, 7, retrain_sd=0.0, replicas=8)
+    assert zero == rows_only  # no spread, the same draws, the same bound
+    difference, lower = paired_difference(y, scores >= 0.5, better >= 0.5, 4000, 0.95, 7, retrain_sd=0.01, replicas=8)
+    assert difference == rows_only[0]
+    # sqrt(2) x 0.01 x t(7) has a 5% quantile of about -0.027: the bound drops by most of that
+    assert rows_only[1] - 0.027 < lower < rows_only[1] - 0.015
+
+
+def test_a_gain_that_beats_the_rows_noise_is_rejected_when_refits_spread_as_much():
+    y, scores = evaluation_rows()
+    better = correcting(y, scores, 0.12)
+    rows_only = decide(y, scores, better, 0.5, 0.5, SETTINGS)
+    assert rows_only.promote and rows_only.retrain_sd is None and rows_only.replicas == 0
+    spread = rows_only.difference  # refits that differ by as much as the gain
+    noisy = decide(y, scores, better, 0.5, 0.5, SETTINGS, retrain_sd=spread, replicas=8)
+    assert not noisy.promote
+    assert noisy.lower < 0 < noisy.difference
+    assert noisy.retrain_sd == spread and noisy.replicas == 8
+    assert noisy.reason.endswith(f"the bound includes the rows' and the retraining noise (F1 sd {spread:.4f} over 8 refits))")
+
+
+def test_a_spread_needs_two_refits():
+    y = np.array([0, 1, 1])
+    with pytest.raises(DataError, match="retraining spread"):
+        paired_difference(y, y == 1, y == 1, 100, 0.95, 0, retrain_sd=0.01, replicas=1)
+    with pytest.raises(DataError, match="retraining spread"):
+        paired_difference(y, y == 1, y == 1, 100, 0.95, 0, retrain_sd=float("nan"), replicas=4)
+    with pytest.raises(ValueError, match="one refit has no spread"):
+        RetrainingConfig(replicas=1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -23,7 +24,7 @@ def project(flights_project, tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(flights_project)
     monkeypatch.setenv("DRIFTGATE_MONITOR_LOG", str(tmp_path / "store.sqlite"))
     raw = yaml.safe_load((flights_project / "params.yaml").read_text())
-    raw["retraining"] = {"window": "2013-04..2013-06", "evaluation": "2013-07", "draws": 500}
+    raw["retraining"] = {"window": "2013-04..2013-06", "evaluation": "2013-07", "draws": 500, "replicas": 3}
     raw["model"]["max_iter"] = 60  # a smaller challenger: the decision's logic, not the model, is under test
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     return tmp_path / "params.yaml"
@@ -50,6 +51,10 @@ def test_a_retrain_scores_both_models_on_the_same_rows_and_records_every_field(p
     assert len(row["training_data_sha256"]) == len(row["evaluation_data_sha256"]) == 64
     assert row["champion_sha256"] == outcome.champion and row["challenger_sha256"] == outcome.challenger
     assert row["at"].tzinfo is not None
+    # the challenger's recipe refitted 3 times on resampled rows: their spread is in the bound
+    assert len(row["details"]["replica_f1"]) == 3 and len(set(row["details"]["replica_f1"])) > 1
+    assert decision.replicas == 3 and decision.retrain_sd == pytest.approx(np.std(row["details"]["replica_f1"], ddof=1), abs=1e-5)
+    assert "over 3 refits" in decision.reason or not outcome.gates.passed or decision.difference < decision.required
     assert {v["sha256"] for v in registry.versions()} == {outcome.champion, outcome.challenger}
     expected = outcome.challenger if decision.promote else outcome.champion
     assert registry.champion() == expected

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import joblib
+import numpy as np
 import pandas as pd
 
 from driftgate.config import Params, Paths, Window
@@ -131,12 +132,14 @@ def retrain(params: Params, paths: Paths, registry: ModelRegistry, trigger: str 
     champion_scores = champion.predict_proba(_as_features(scored, champion_card))[:, 1]
     challenger_scores = pipeline.predict_proba(features_frame(scored, schema))[:, 1]
     threshold = params.model.threshold
+    replica_f1 = _refits(fit_rows, challenger_params, schema, scored, y, threshold, say)
+    retrain_sd = float(np.std(replica_f1, ddof=1)) if len(replica_f1) >= 2 else None
     metrics = {"holdout": {"f1": f1_at(labels(holdout), pipeline.predict_proba(features_frame(holdout, schema))[:, 1], threshold)},
                "current": {"f1": f1_at(y, challenger_scores, threshold), "window": evaluation.label}}
     gates = GateVerdicts.of(f1_gates(metrics, params.gates, None, False))
     failed = "; ".join(f"{g.gate} {g.value:.3f} < {g.threshold:g}" if g.value is not None else g.gate for g in gates.failed)
     decision = decide(y, champion_scores, challenger_scores, float(champion_card.get("threshold", threshold)), threshold,
-                      params.retraining, gates.passed, failed)
+                      params.retraining, gates.passed, failed, retrain_sd, len(replica_f1))
     outcome = "promoted" if decision.promote else "rejected"
     row = {"trigger": trigger, "champion_sha256": champion_sha, "challenger_sha256": challenger_sha,
            "training_window": window.label, "evaluation_window": evaluation.label,
@@ -145,12 +148,37 @@ def retrain(params: Params, paths: Paths, registry: ModelRegistry, trigger: str 
            "difference": decision.difference, "lower": decision.lower, "confidence": decision.confidence,
            "margin": decision.margin, "margin_kind": decision.margin_kind, "outcome": outcome, "reason": decision.reason,
            "details": {"gates": gates.to_json(), "fit_rows": len(fit_rows), "fit_time_range":
-                       [str(fit_rows[TIME].min()), str(fit_rows[TIME].max())]}}
+                       [str(fit_rows[TIME].min()), str(fit_rows[TIME].max())], "retrain_sd": retrain_sd,
+                       "replica_f1": [round(f, 6) for f in replica_f1], "required": decision.required}}
     decision_id = registry.record_decision(row)
     if decision.promote:
         registry.set_champion(challenger_sha, f"promoted by decision {decision_id}: {decision.reason}")
     say(decision.reason)
     return RetrainOutcome(decision, decision_id, champion_sha, challenger_sha, gates, outcome)
+
+
+def _refits(fit_rows: pd.DataFrame, params: Params, schema, scored: pd.DataFrame, y: np.ndarray, threshold: float,
+            say: Say) -> list[float]:
+    """The challenger's F1 on the evaluation rows when its recipe is refitted on resamples of its rows.
+
+    retraining.replicas fits, each on a bootstrap resample (drawn with retraining.seed) of the
+    training rows: what a retraining on freshly collected rows of the same process could have given.
+    """
+    from driftgate.model import train
+    from driftgate.retraining.rule import f1_at
+
+    count = params.retraining.replicas
+    if count < 2:
+        return []
+    say(f"refitting the challenger {count} times on resampled {params.project.rows} to measure the retraining noise")
+    rng = np.random.default_rng(params.retraining.seed)
+    features = features_frame(scored, schema)
+    found = []
+    for _ in range(count):
+        picked = rng.integers(0, len(fit_rows), size=len(fit_rows))
+        refit = train.fit(fit_rows.iloc[picked], params, schema)
+        found.append(f1_at(y, refit.predict_proba(features)[:, 1], threshold))
+    return found
 
 
 def _as_features(frame: pd.DataFrame, card: dict) -> pd.DataFrame:

@@ -15,6 +15,14 @@ each of the eight kinds (label x champion's decision x challenger's decision) it
 n rows drawn with replacement those eight counts are exactly multinomial(n, shares of the kinds).
 So each draw is one multinomial vector of 8 counts, the same distribution as resampling indices,
 at a cost that does not grow with the rows (2000 draws take about a millisecond).
+
+The rows are not the only noise. Two models fitted by the same recipe on two samples of the same
+process differ by chance too, and on the bundled data that spread (an F1 sd of about 0.005 between
+refits) is larger than the evaluation rows' paired noise: a bound that ignores it promoted 13.5% of
+equally good challengers. So the controller refits the challenger `replicas` times on resampled rows
+and passes the sd of their F1 on the evaluation rows; each bootstrap draw then also adds
+sqrt(2) x sd x t(replicas - 1): the champion is one such draw and the challenger another, and the
+t-distribution pays for an sd measured from a few refits (benchmarks/promotion_rule.py).
 """
 
 from __future__ import annotations
@@ -111,11 +119,12 @@ def _kind_counts(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def paired_difference(y, champion_pred: np.ndarray, challenger_pred: np.ndarray, draws: int, confidence: float,
-                      seed: int) -> tuple[float, float]:
+                      seed: int, retrain_sd: float | None = None, replicas: int = 0) -> tuple[float, float]:
     """(challenger F1 - champion F1 on all rows, one-sided paired bootstrap lower bound at `confidence`).
 
     Each of `draws` resamples takes n rows with replacement, the same rows for both models; the
-    lower bound is the (1 - confidence) quantile of the resampled differences.
+    lower bound is the (1 - confidence) quantile of the resampled differences. With `retrain_sd`
+    measured over `replicas` (>= 2) refits, each draw also adds the retraining noise of both models.
     """
     labels = _labels(y)
     rows = len(labels)
@@ -131,7 +140,13 @@ def paired_difference(y, champion_pred: np.ndarray, challenger_pred: np.ndarray,
     rng = np.random.default_rng(seed)
     resampled = rng.multinomial(rows, observed / rows, size=int(draws))
     champion_b, challenger_b = _kind_counts(resampled)
-    lower = float(np.quantile(challenger_b - champion_b, 1.0 - float(confidence)))
+    differences = challenger_b - champion_b
+    if retrain_sd is not None:
+        if not np.isfinite(retrain_sd) or retrain_sd < 0 or int(replicas) < 2:
+            raise DataError(f"{WHERE}: retraining spread", f"sd {retrain_sd!r} over {replicas} refit(s) cannot widen the bound",
+                            "measure it over 2 or more refits (retraining.replicas), or pass none")
+        differences = differences + np.sqrt(2.0) * retrain_sd * rng.standard_t(int(replicas) - 1, size=int(draws))
+    lower = float(np.quantile(differences, 1.0 - float(confidence)))
     return float(challenger_f1 - champion_f1), lower
 
 
@@ -145,8 +160,11 @@ def _signed(value: float) -> str:
 
 def decide(y: np.ndarray, champion_scores: np.ndarray, challenger_scores: np.ndarray, champion_threshold: float,
            challenger_threshold: float, settings: RetrainingConfig, gates_passed: bool = True,
-           gate_reason: str = "") -> PromotionDecision:
-    """The rule's verdict on two models scored on the same rows, with the reason in words."""
+           gate_reason: str = "", retrain_sd: float | None = None, replicas: int = 0) -> PromotionDecision:
+    """The rule's verdict on two models scored on the same rows, with the reason in words.
+
+    `retrain_sd`: the sd of the challenger's F1 over `replicas` refits on resampled rows (see the
+    module's docstring); None leaves only the evaluation rows' noise in the bound."""
     labels = _labels(y)
     rows = len(labels)
     champion = _scores("champion scores", champion_scores, rows) >= _threshold("champion scores", champion_threshold)
@@ -154,7 +172,10 @@ def decide(y: np.ndarray, champion_scores: np.ndarray, challenger_scores: np.nda
     positive = labels == 1
     champion_f1 = float(_f1(np.sum(positive & champion), np.sum(~positive & champion), np.sum(positive & ~champion)))
     challenger_f1 = float(_f1(np.sum(positive & challenger), np.sum(~positive & challenger), np.sum(positive & ~challenger)))
-    difference, lower = paired_difference(labels, champion, challenger, settings.draws, settings.confidence, settings.seed)
+    difference, lower = paired_difference(labels, champion, challenger, settings.draws, settings.confidence, settings.seed,
+                                          retrain_sd, replicas)
+    noise = (f"the rows' and the retraining noise (F1 sd {retrain_sd:.4f} over {replicas} refits)" if retrain_sd is not None
+             else "the rows' noise only")
     relative = settings.margin_kind == "relative"
     required = settings.margin * champion_f1 if relative else settings.margin
     margin_words = (f"the required {required:.3f} ({_percent(settings.margin)} of the champion's F1)" if relative
@@ -170,13 +191,15 @@ def decide(y: np.ndarray, champion_scores: np.ndarray, challenger_scores: np.nda
                   f"(F1 {champion_f1:.3f} -> {challenger_f1:.3f}, {level} lower bound {_signed(lower)})")
     elif not above_zero:
         reason = (f"rejected: {_signed(difference)} reaches {margin_words}, but the {level} lower bound "
-                  f"{_signed(lower)} is not above 0, so the gain may be noise (F1 {champion_f1:.3f} -> {challenger_f1:.3f})")
+                  f"{_signed(lower)} is not above 0, so the gain may be noise (F1 {champion_f1:.3f} -> {challenger_f1:.3f}; "
+                  f"the bound includes {noise})")
     else:
         short = f"required {required:.3f}" if relative else f"margin {required:.3f}"
         reason = (f"promoted: F1 {champion_f1:.3f} -> {challenger_f1:.3f} ({_signed(difference)} >= {short}), "
-                  f"{level} lower bound {_signed(lower)} > 0")
+                  f"{level} lower bound {_signed(lower)} > 0 (it includes {noise})")
     return PromotionDecision(
         promote=promote, rows=rows, champion_f1=champion_f1, challenger_f1=challenger_f1, difference=difference,
         lower=lower, confidence=settings.confidence, margin=settings.margin, margin_kind=settings.margin_kind,
         required=float(required), gates_passed=bool(gates_passed), reason=reason,
+        retrain_sd=None if retrain_sd is None else float(retrain_sd), replicas=int(replicas) if retrain_sd is not None else 0,
     )
