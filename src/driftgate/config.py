@@ -736,6 +736,45 @@ def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:
     return params
 
 
+def set_params(path: Path | str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Set dotted keys (e.g. windows.train) in the params file, its comments and layout kept.
+
+    One write: to a temp file, renamed into place only after the changed text validates as
+    params. Returns the values replaced.
+    """
+    from ruamel.yaml import YAML
+
+    from driftgate.io import atomic_path
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(path, "params file not found", "run from the project root or pass --params PATH")
+    yaml_rt = YAML()
+    yaml_rt.preserve_quotes = True
+    yaml_rt.width = 1 << 16  # flow lists stay on their line
+    yaml_rt.representer.add_representer(type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))
+    with path.open() as handle:
+        document = yaml_rt.load(handle)
+    previous = {}
+    for key, value in changes.items():
+        *parents, last = key.split(".")
+        node = document
+        for part in parents:
+            if not isinstance(node, dict) or part not in node:
+                raise ConfigError(f"{path}: {key}", f"has no section {part!r}", f"add `{part}:` to {path.name} first")
+            node = node[part]
+        previous[key] = node.get(last)
+        node[last] = value
+    with atomic_path(path) as tmp:
+        with tmp.open("w") as handle:
+            yaml_rt.dump(document, handle)
+        try:
+            load_params(tmp)  # a write that would not load is never renamed into place
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {', '.join(changes)}", f"the new values would not load: {exc.problem}", exc.hint) from None
+    return previous
+
+
 # --------------------------------------------------------------------------- paths
 
 

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from driftgate.cli.main import app
 from driftgate.config import Paths, load_params
+from driftgate.results import PromotionDecision
 from driftgate.retraining.controller import retrain
 from driftgate.store.registry import ModelRegistry
 from tests.conftest import ROOT
@@ -124,3 +125,61 @@ def test_a_critical_pass_triggers_a_retrain_when_on_alert_is_on(project, tmp_pat
     [decision] = ModelRegistry(store).decisions()
     assert decision["trigger"] == "alert" and decision["outcome"] in ("promoted", "rejected")
     assert any("retraining (retraining.on_alert)" in line for line in said)
+
+
+def weak_champion(params_path: Path, registry: ModelRegistry) -> str:
+    """A champion trained on the first 3,000 flights of January with 3 boosting rounds: a clearly
+    better challenger exists, so a promotion can be tested for what it writes."""
+    import hashlib
+    import io
+
+    import joblib
+
+    from driftgate.data.dataset import feature_schema, load_dataset
+    from driftgate.model import train
+
+    params = load_params(params_path)
+    params = params.model_copy(update={"model": params.model.model_copy(update={"max_iter": 3})})
+    dataset = load_dataset(Paths().dataset)
+    schema = feature_schema(dataset, params.data)
+    rows = dataset.iloc[:3000]
+    pipeline = train.fit(rows, params, schema)
+    buffer = io.BytesIO()
+    joblib.dump(pipeline, buffer)
+    sha = hashlib.sha256(buffer.getvalue()).hexdigest()
+    card = {**train.model_card(params, schema, rows, {}), "model_sha256": sha, "train_window": "2013-01-01..2013-01-03"}
+    registry.register(sha, card, buffer.getvalue())
+    registry.set_champion(sha, "a weak champion for the test")
+    return sha
+
+
+def test_a_promotion_writes_the_report_and_moves_the_windows_when_asked(project, tmp_path):
+    registry = ModelRegistry(tmp_path / "store.sqlite")
+    weak = weak_champion(project, registry)
+    report, decision_file = tmp_path / "retrain.md", tmp_path / "decision.json"
+    result = cli("retrain", "--params", str(project), "--report", str(report), "--out", str(decision_file), "--move-window",
+                 "--trigger", "schedule")
+    assert result.exit_code == 0, result.output
+    decision = PromotionDecision.read(decision_file)
+    assert decision.promote and decision.lower > 0 and decision.replicas == 3
+    assert registry.champion() != weak and registry.decisions()[0]["trigger"] == "schedule"
+    moved = yaml.safe_load(project.read_text())["windows"]
+    assert (moved["train"], moved["current"]) == ("2013-04..2013-06", "2013-07")
+    assert "windows.train 2013-01..2013-03 -> 2013-04..2013-06" in result.output
+    text = report.read_text()
+    assert text.startswith("# Retraining: ") and "promoted ✅" in text.splitlines()[0]
+    assert f"| champion   | `{weak[:12]}` | 2013-01-01..2013-01-03 | {decision.champion_f1:.3f}" in text
+    assert f"{decision.challenger_f1:.3f}" in text and f"**{decision.lower:+.3f}**" in text
+    assert "over 3 refits" in text and "All 2 gates passed" in text
+
+
+def test_a_rejection_leaves_the_params_file_alone(project, tmp_path):
+    raw = yaml.safe_load(project.read_text())
+    raw["retraining"]["margin"] = 0.5  # no challenger beats the champion by half an F1 point
+    project.write_text(yaml.safe_dump(raw, sort_keys=False))
+    before = project.read_bytes()
+    report = tmp_path / "retrain.md"
+    result = cli("retrain", "--params", str(project), "--report", str(report), "--move-window")
+    assert result.exit_code == 0, result.output
+    assert project.read_bytes() == before
+    assert "rejected ❌" in report.read_text().splitlines()[0] and "under the margin 0.500" in report.read_text()

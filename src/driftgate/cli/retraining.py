@@ -12,6 +12,7 @@ from driftgate.cli.common import ModelOpt, ParamsOpt, app, handles_errors, out, 
 from driftgate.cli.monitor import LogOpt
 from driftgate.config import DEFAULT_PARAMS, Paths, load_params
 from driftgate.errors import ConfigError
+from driftgate.io import write_text
 
 Trigger = Literal["manual", "alert", "schedule", "api"]
 
@@ -30,10 +31,19 @@ def retrain(
     log: LogOpt = None,
     trigger: Annotated[Trigger, typer.Option("--trigger", help="what asked for it, recorded with the decision")] = "manual",
     decision_out: Annotated[Optional[Path], typer.Option("--out", help="write the decision here as JSON")] = None,
+    report: Annotated[Optional[Path], typer.Option("--report", help="write the decision here as Markdown (champion vs "
+                                                   "challenger, the interval, the gates)")] = None,
+    move_window: Annotated[bool, typer.Option("--move-window", help="on a promotion, set windows.train to "
+                                              "retraining.window and windows.current to retraining.evaluation in the "
+                                              "params file (comments kept), so `dvc repro` trains and gates the new "
+                                              "champion; CI's scheduled retrain job opens a merge request with it")] = False,
 ) -> None:
     """Train a challenger on retraining.window, score it and the champion on retraining.evaluation
     (the same rows), and promote it only if it is better by the margin with a paired bootstrap
-    lower bound above 0 and it passes every gate. Every decision is a row in the registry."""
+    lower bound (rows and retraining noise) above 0 and it passes every gate. Every decision is a
+    row in the registry. Exit code 0 for a decision either way (--out says which), 2 for bad input."""
+    from driftgate.config import set_params
+    from driftgate.reporting.render import retrain_markdown
     from driftgate.retraining.controller import retrain as run
 
     params = load_params(params_path)
@@ -44,6 +54,15 @@ def retrain(
     out.print(d.reason)
     if decision_out is not None:
         d.write(decision_out)
+    if report is not None:
+        write_text(report, retrain_markdown(outcome, params.project.rows, params.project.title))
+        step(f"report -> {report}")
+    if move_window and d.promote:
+        moved = {"windows.train": outcome.training_window, "windows.current": outcome.evaluation_window}
+        before = set_params(params_path, moved)
+        for key, value in moved.items():
+            step(f"{params_path}: {key} {before[key]} -> {value}")
+        step("run `dvc repro` to train the new champion and gate it")
 
 
 @app.command()

@@ -167,3 +167,28 @@ def pass_markdown(result: MonitorPass, title: str = "") -> str:
         lines += ["", "## Drift by column", "", tabulate(drift_rows(result.drift), headers=DRIFT_HEADERS, tablefmt="github",
                                                           disable_numparse=True)]
     return "\n".join([*lines, ""])
+
+
+def retrain_markdown(outcome, rows: str = "rows", title: str = "") -> str:
+    """A retraining decision as Markdown (the CI merge request's body, `driftgate retrain --report`):
+    the outcome and its reason, champion vs challenger on the same rows, the interval, the gates."""
+    from tabulate import tabulate
+
+    d = outcome.decision
+    mark = "promoted ✅" if outcome.outcome == "promoted" else "rejected ❌"
+    heading = f"# Retraining{f': {title}' if title else ''}: {mark}"
+    required = (f"{d.required:.3f} ({d.margin:.1%} of the champion's F1)" if d.margin_kind == "relative"
+                else f"{d.required:.3f} (absolute)")
+    table = [["champion", f"`{outcome.champion[:12]}`", outcome.champion_window or "(not on its card)", score(d.champion_f1)],
+             ["challenger", f"`{outcome.challenger[:12]}`", outcome.training_window, score(d.challenger_f1)]]
+    noise = (f", and the retraining noise: F1 sd {d.retrain_sd:.4f} over {d.replicas} refits on resampled {rows}"
+             if d.retrain_sd is not None else "")
+    lines = [heading, "", d.reason[0].upper() + d.reason[1:] + ".", "",
+             f"Both models scored on the same {d.rows:,} {rows} of {outcome.evaluation_window}, which neither trained on "
+             f"(decision {outcome.decision_id}).", "",
+             tabulate(table, headers=["", "model", "trained on", f"F1 on {outcome.evaluation_window}"], tablefmt="github",
+                      disable_numparse=True), "",
+             f"- Difference (challenger - champion): **{d.difference:+.3f}**; required: {required}",
+             f"- One-sided {d.confidence:.0%} lower bound: **{d.lower:+.3f}** (paired bootstrap over the same {rows}{noise})",
+             "", "## The challenger's gates", "", gate_markdown(outcome.gates)]
+    return "\n".join([*lines, ""])

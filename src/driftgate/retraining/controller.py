@@ -41,6 +41,10 @@ class RetrainOutcome:
     challenger: str  # sha256
     gates: GateVerdicts
     outcome: str  # promoted | rejected
+    training_window: str = ""  # the challenger's
+    champion_window: str | None = None  # as the champion's card says
+    evaluation_window: str = ""
+    replica_f1: tuple[float, ...] = ()  # the challenger's recipe refitted on resampled rows, F1 on the evaluation rows
 
 
 def _bytes(pipeline) -> tuple[bytes, str]:
@@ -154,7 +158,8 @@ def retrain(params: Params, paths: Paths, registry: ModelRegistry, trigger: str 
     if decision.promote:
         registry.set_champion(challenger_sha, f"promoted by decision {decision_id}: {decision.reason}")
     say(decision.reason)
-    return RetrainOutcome(decision, decision_id, champion_sha, challenger_sha, gates, outcome)
+    return RetrainOutcome(decision, decision_id, champion_sha, challenger_sha, gates, outcome, window.label,
+                          champion_card.get("train_window"), evaluation.label, tuple(replica_f1))
 
 
 def _refits(fit_rows: pd.DataFrame, params: Params, schema, scored: pd.DataFrame, y: np.ndarray, threshold: float,
