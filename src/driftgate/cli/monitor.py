@@ -38,7 +38,7 @@ def monitor(
                                             "(a CI schedule's job then fails)")] = "never",
     no_notify: Annotated[bool, typer.Option("--no-notify", help="record alerts but send no email or webhook")] = False,
     report: Annotated[Optional[Path], typer.Option("--report", help="with --once: write the pass as Markdown here "
-                                                   "(level, window, drift, F1, alerts, the drift table)")] = None,
+                                                   "(level, window, drift, F1, alerts, the drift table; the retraining decision when the pass triggered one)")] = None,
 ) -> None:
     """Judge the newest window of the prediction log: drift of the inputs, the scores and the
     decisions, data quality, F1 (realized once labels are in, else estimated), alert levels.
@@ -59,11 +59,16 @@ def monitor(
             out.print(f"{held}: nothing done")
             return
         out.print(outcome.reason if outcome.status == "skipped" else f"pass {outcome.pass_id}: {outcome.level} ({outcome.reason})")
+        if outcome.retraining is not None:
+            out.print(f"retraining decision {outcome.retraining.decision_id}: {outcome.retraining.decision.reason}")
         if report is not None:
             from driftgate.io import write_text
-            from driftgate.reporting.render import pass_markdown
+            from driftgate.reporting.render import pass_markdown, retrain_markdown
 
-            write_text(report, pass_markdown(outcome.result(), params.project.title))
+            text = pass_markdown(outcome.result(), params.project.title)
+            if outcome.retraining is not None:  # this pass went critical and retrained (retraining.on_alert)
+                text += "\n" + retrain_markdown(outcome.retraining, params.project.rows, "after this pass went critical")
+            write_text(report, text)
             step(f"wrote {report}")
         if ranks[outcome.level] >= ranks[fail_on]:
             raise typer.Exit(EXIT_GATE_FAILED)

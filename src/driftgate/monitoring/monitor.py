@@ -50,6 +50,7 @@ class PassOutcome:
     seconds: float = 0.0
 
     model_version: str = ""
+    retraining: Any = None  # the RetrainOutcome, when this pass triggered a retraining (retraining.on_alert)
 
     @property
     def notifiable(self) -> list[dict[str, Any]]:

@@ -1,6 +1,7 @@
 """The frozen reference a model's passes are judged against, stored once in the store.
 
-From the model's training window (windows.reference, else windows.train): its features, the
+From the model's training window (windows.reference, else windows.train; for a champion the
+retraining controller promoted, the window its card names): its features, the
 model's scores and decisions on them (the drift frame), and the labelled holdout (scores,
 labels, times) the label-free estimate is calibrated on. Stored with its sha256 the first time
 a pass runs for that model and checked before every pass: the history of a model is always
@@ -10,12 +11,13 @@ judged against the same rows, however params.yaml or the data files change after
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from driftgate.config import Params, Paths
+from driftgate.config import Params, Paths, Window, parse_window
 from driftgate.data.dataset import PREDICTED_LABEL, PREDICTION, TIME, FeatureSchema, features_frame, labels, select_window, time_split
 from driftgate.errors import DataError
 from driftgate.io import read_json
@@ -29,6 +31,8 @@ class ModelInfo:
     version: str
     schema: FeatureSchema
     threshold: float
+    train_window: str | None = None  # as the card says
+    pipeline: Callable[[], object] | None = field(default=None, compare=False, repr=False)  # None: load the model file
 
     @classmethod
     def from_card(cls, model_path: Path) -> ModelInfo:
@@ -36,11 +40,24 @@ class ModelInfo:
         if not card_path.is_file():
             raise DataError(card_path, "model card not found", "train the model first (`make run` or `dvc repro train`), "
                             "or point --model at the served model")
-        card = read_json(card_path, "model card")
+        return cls.of(read_json(card_path, "model card"), card_path)
+
+    @classmethod
+    def of(cls, card: dict, where: object, pipeline: Callable[[], object] | None = None) -> ModelInfo:
         try:
-            return cls(str(card["model_sha256"])[:12], FeatureSchema.from_dict(card["features"]), float(card["threshold"]))
+            return cls(str(card["model_sha256"])[:12], FeatureSchema.from_dict(card["features"]), float(card["threshold"]),
+                       card.get("train_window"), pipeline)
         except (KeyError, TypeError, ValueError) as exc:
-            raise DataError(card_path, f"is not a complete model card ({exc!r})", "retrain with `dvc repro train`") from None
+            raise DataError(where, f"is not a complete model card ({exc!r})", "retrain with `dvc repro train`") from None
+
+
+def _windows(params: Params, model: ModelInfo) -> tuple[Window, Window]:
+    """(reference window, training window): params.yaml's, unless the model's card names another
+    training window (a champion promoted by the retraining controller): then that one for both."""
+    if model.train_window and model.train_window != params.windows.train.label:
+        trained = parse_window(model.train_window, "the model card's train_window")
+        return trained, trained
+    return params.windows.reference_window, params.windows.train
 
 
 @dataclass(frozen=True)
@@ -69,13 +86,14 @@ def build(params: Params, model: ModelInfo, model_path: Path, dataset_path: Path
     if not Path(dataset_path).is_file():
         raise DataError(dataset_path, "the validated dataset is not there, and the model's reference is not frozen yet",
                         "run `make run` (or `dvc repro validate`) once, so the first pass can freeze the reference")
-    pipeline, _ = train.load(model_path, Path(model_path).with_suffix(".json"))
+    pipeline = model.pipeline() if model.pipeline else train.load(model_path, Path(model_path).with_suffix(".json"))[0]
     dataset = pd.read_parquet(dataset_path)
-    reference = select_window(dataset, params.windows.reference_window, "reference")
+    reference_window, train_window = _windows(params, model)
+    reference = select_window(dataset, reference_window, "reference")
     frame = features_frame(reference, model.schema)
     frame[PREDICTION] = pipeline.predict_proba(frame[model.schema.columns])[:, 1]
     frame[PREDICTED_LABEL] = (frame[PREDICTION] >= model.threshold).astype(int).astype(str)
-    _, holdout_rows = time_split(select_window(dataset, params.windows.train, "train"), params.windows.holdout_fraction)
+    _, holdout_rows = time_split(select_window(dataset, train_window, "train"), params.windows.holdout_fraction)
     holdout = pd.DataFrame({"score": pipeline.predict_proba(features_frame(holdout_rows, model.schema))[:, 1],
                             "label": labels(holdout_rows), "time": pd.to_datetime(holdout_rows[TIME]).to_numpy()})
     kinds = {**model.schema.kinds(), PREDICTION: "numeric", PREDICTED_LABEL: "categorical"}

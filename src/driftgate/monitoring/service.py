@@ -4,10 +4,13 @@ one pass run at a time."""
 
 from __future__ import annotations
 
+import io
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import joblib
 
 from driftgate.config import Params, Paths
 from driftgate.errors import DriftgateError
@@ -28,6 +31,7 @@ class Monitor:
     paths: Paths = field(default_factory=Paths)
     say: Say = print
     notify: bool = True
+    _registry: object = field(default=None, init=False, repr=False)
 
     @classmethod
     def open(cls, params: Params, log_setting: str | Path, model_path: Path, paths: Paths | None = None, say: Say = print,
@@ -35,8 +39,23 @@ class Monitor:
         return cls(params, PredictionLog(log_setting), MonitoringStore(log_setting), Path(model_path), paths or Paths(), say, notify)
 
     @property
+    def registry(self):
+        """The model registry beside the log (opened once)."""
+        from driftgate.store.registry import ModelRegistry
+
+        if self._registry is None:
+            self._registry = ModelRegistry(self.log.url)
+        return self._registry
+
+    @property
     def model(self) -> ModelInfo:
-        return ModelInfo.from_card(self.model_path)  # read per pass: a promoted model is picked up
+        """The model serving now, read per pass: the registry's champion once there is one (a
+        promotion or a rollback is followed at the next pass), else the model file's card."""
+        champion = self.registry.champion()
+        if champion is None:
+            return ModelInfo.from_card(self.model_path)
+        card, data = self.registry.model(champion)  # its bytes' sha256 checked
+        return ModelInfo.of(card, f"model registry: {champion[:12]}", lambda: joblib.load(io.BytesIO(data)))
 
     def once(self) -> PassOutcome:
         """One pass. Raises LeaseHeld when another process is running one. With retraining.on_alert,
@@ -45,16 +64,16 @@ class Monitor:
                            self._notify if self.notify else None)
         if self.params.retraining.on_alert and any(a["level"] == "critical" and a["event"] in ("fired", "escalated")
                                                    for a in outcome.alerts):
-            self.retrain_on_alert(outcome)
+            outcome.retraining = self.retrain_on_alert(outcome)
         return outcome
 
-    def retrain_on_alert(self, outcome: PassOutcome) -> None:
+    def retrain_on_alert(self, outcome: PassOutcome):
         from driftgate.retraining.controller import retrain
-        from driftgate.store.registry import ModelRegistry
 
         self.say(f"pass {outcome.pass_id} is critical: retraining (retraining.on_alert)")
-        done = retrain(self.params, self.paths, ModelRegistry(self.log.url), "alert", self.model_path, self.say)
+        done = retrain(self.params, self.paths, self.registry, "alert", self.model_path, self.say)
         self.say(f"retraining decision {done.decision_id}: {done.outcome}")
+        return done
 
     def _notify(self, outcome: PassOutcome) -> None:
         from driftgate.monitoring.notify import send_alerts

@@ -191,12 +191,12 @@ def decide(y: np.ndarray, champion_scores: np.ndarray, challenger_scores: np.nda
                   f"(F1 {champion_f1:.3f} -> {challenger_f1:.3f}, {level} lower bound {_signed(lower)})")
     elif not above_zero:
         reason = (f"rejected: {_signed(difference)} reaches {margin_words}, but the {level} lower bound "
-                  f"{_signed(lower)} is not above 0, so the gain may be noise (F1 {champion_f1:.3f} -> {challenger_f1:.3f}; "
-                  f"the bound includes {noise})")
+                  f"{_signed(lower)} with {noise} is not above 0, so the gain may be noise "
+                  f"(F1 {champion_f1:.3f} -> {challenger_f1:.3f})")
     else:
         short = f"required {required:.3f}" if relative else f"margin {required:.3f}"
         reason = (f"promoted: F1 {champion_f1:.3f} -> {challenger_f1:.3f} ({_signed(difference)} >= {short}), "
-                  f"{level} lower bound {_signed(lower)} > 0 (it includes {noise})")
+                  f"{level} lower bound {_signed(lower)} > 0 with {noise}")
     return PromotionDecision(
         promote=promote, rows=rows, champion_f1=champion_f1, challenger_f1=challenger_f1, difference=difference,
         lower=lower, confidence=settings.confidence, margin=settings.margin, margin_kind=settings.margin_kind,
