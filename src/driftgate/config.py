@@ -140,6 +140,10 @@ class Window(Strict):
     def is_time(self) -> bool:
         return self.kind == "time"
 
+    def overlaps(self, other: Window) -> bool:
+        """Two time windows that share an instant (row and share windows never count as overlapping)."""
+        return self.is_time and other.is_time and self.start < other.end and other.start < self.end
+
     @property
     def label(self) -> str:
         if self.kind == "rows":
@@ -536,6 +540,18 @@ class RetrainingConfig(Strict):
     # retraining noise the lower bound includes besides the evaluation rows' (0: the rows' noise only)
     on_alert: bool = False  # retrain when a monitoring pass is critical
     seed: int = 0
+
+    def require_windows(self) -> None:
+        """Both windows set and apart, or a ConfigError naming the key (a retraining needs them)."""
+        if self.window is None:
+            raise ConfigError("params.yaml: retraining.window", "is not set: the challenger needs a training window",
+                              "set it to a newer window than windows.train, e.g. retraining.window: 2013-04..2013-06")
+        if self.evaluation is None:
+            raise ConfigError("params.yaml: retraining.evaluation", "is not set: both models are scored on it",
+                              "set it to the newest labelled window neither model trained on, e.g. 2013-07")
+        if self.window.overlaps(self.evaluation):
+            raise ConfigError("params.yaml: retraining.evaluation", f"{self.evaluation.label} overlaps the challenger's "
+                              f"training window {self.window.label}", "score both models on rows neither trained on")
 
     @field_validator("replicas")
     @classmethod

@@ -243,3 +243,36 @@ def test_the_app_create_app_builds_follows_the_champion_by_itself(project, tmp_p
         assert client.get("/models").json()["serving"] == sha[:12]
     finally:
         app.state.champion_watch.set()
+
+
+def test_retraining_every_interval_runs_with_trigger_schedule_until_stopped(project, tmp_path):
+    from driftgate.serving.retraining_api import Retraining
+
+    db = tmp_path / "predictions.sqlite"
+    service = make_service(project, db)  # its params have no retraining windows: each scheduled run fails, and says why
+    worker = Retraining(service)
+    said: list[str] = []
+    stop = worker.every(0.2, say=said.append)
+    try:
+        wait_for(lambda: len(ModelRegistry(db).decisions()) >= 2)
+    finally:
+        stop.set()
+    rows = ModelRegistry(db).decisions()
+    assert {row["trigger"] for row in rows} == {"schedule"} and {row["outcome"] for row in rows} == {"failed"}
+    assert "retraining.window" in rows[0]["reason"] and "is not set" in rows[0]["reason"]
+    assert said[0] == "scheduled retraining started"
+    wait_for(lambda: not worker.running)
+    settled = len(ModelRegistry(db).decisions())
+    time.sleep(0.6)
+    assert len(ModelRegistry(db).decisions()) == settled  # stopped: no more ticks
+
+
+def test_serve_refuses_retrain_every_without_retraining_windows(project):
+    from typer.testing import CliRunner
+
+    from driftgate.cli.main import app
+
+    result = CliRunner().invoke(app, ["serve", "--params", str(project / "params.yaml"), "--retrain-every", "1d"])
+    assert result.exit_code == 2 and "retraining.window" in result.output and "is not set" in result.output
+    bad = CliRunner().invoke(app, ["serve", "--params", str(project / "params.yaml"), "--retrain-every", "often"])
+    assert bad.exit_code == 2 and "--retrain-every" in bad.output

@@ -59,10 +59,6 @@ def frame_sha256(frame: pd.DataFrame) -> str:
     return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
 
 
-def _overlaps(a: Window, b: Window) -> bool:
-    return a.is_time and b.is_time and a.start < b.end and b.start < a.end
-
-
 def ensure_champion(registry: ModelRegistry, model_path: Path) -> str:
     """The current champion; with an empty registry, the served model becomes the first one."""
     current = registry.champion()
@@ -78,15 +74,7 @@ def ensure_champion(registry: ModelRegistry, model_path: Path) -> str:
 
 def _windows(params: Params, champion_card: dict) -> tuple[Window, Window]:
     settings = params.retraining
-    if settings.window is None:
-        raise ConfigError("params.yaml: retraining.window", "is not set: the challenger needs a training window",
-                          "set it to a newer window than windows.train, e.g. retraining.window: 2013-04..2013-06")
-    if settings.evaluation is None:
-        raise ConfigError("params.yaml: retraining.evaluation", "is not set: both models are scored on it",
-                          "set it to the newest labelled window neither model trained on, e.g. 2013-07")
-    if _overlaps(settings.window, settings.evaluation):
-        raise ConfigError("params.yaml: retraining.evaluation", f"{settings.evaluation.label} overlaps the challenger's "
-                          f"training window {settings.window.label}", "score both models on rows neither trained on")
+    settings.require_windows()
     trained = champion_card.get("train_window")
     if trained:
         from driftgate.config import parse_window
@@ -95,7 +83,7 @@ def _windows(params: Params, champion_card: dict) -> tuple[Window, Window]:
             champion_window = parse_window(trained, "model card train_window")
         except ConfigError:
             champion_window = None
-        if champion_window is not None and _overlaps(champion_window, settings.evaluation):
+        if champion_window is not None and champion_window.overlaps(settings.evaluation):
             raise ConfigError("params.yaml: retraining.evaluation", f"{settings.evaluation.label} overlaps the champion's "
                               f"training window {trained}", "score both models on rows neither trained on")
     return settings.window, settings.evaluation

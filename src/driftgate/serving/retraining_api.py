@@ -156,6 +156,21 @@ class Retraining:
             self.thread.start()
             return self.job
 
+    def every(self, seconds: float, say=None) -> threading.Event:
+        """Start a retraining (trigger "schedule") every `seconds`, the first one `seconds` from now,
+        in a daemon thread, until the returned event is set. One already running is not doubled:
+        that tick is skipped and said. `driftgate serve --retrain-every 1d`."""
+        say = say or (lambda message: print(f"driftgate retrain: {message}", file=sys.stderr, flush=True))
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.wait(seconds):
+                job = self.start("schedule")
+                say("scheduled retraining started" if job else "a retraining is running already: this scheduled one is skipped")
+
+        threading.Thread(target=run, name="driftgate-retrain-schedule", daemon=True).start()
+        return stop
+
     def _run(self, job: Job) -> None:
         from driftgate.retraining.controller import retrain
         from driftgate.serving import swap
