@@ -94,7 +94,7 @@ endif
 screenshots: $(VENV)/.installed-dev
 	@driftgate data && dvc repro -q evaluate drift
 	@for month in 2013-06 2013-09 2013-12; do pipelines/check_batch.sh $$month >/dev/null || true; done
-	DRIFTGATE_DEMO_ROOT=$(CURDIR) DRIFTGATE_SCREENSHOTS=$(CURDIR)/docs/img $(BIN)/python -m pytest -q -p no:cacheprovider tests/integration/test_demo.py tests/integration/test_monitor_tab.py
+	DRIFTGATE_DEMO_ROOT=$(CURDIR) DRIFTGATE_SCREENSHOTS=$(CURDIR)/docs/img $(BIN)/python -m pytest -q -p no:cacheprovider tests/integration/test_demo.py tests/integration/test_monitor_tab.py tests/integration/test_model_tab.py
 
 ## Install dev dependencies and run the full test suite
 test: $(VENV)/.installed-dev tools

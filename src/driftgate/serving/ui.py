@@ -17,10 +17,11 @@ import pandas as pd
 from pydantic import ValidationError
 
 from driftgate.config import DriftFiles, Params, Paths, RunLayout, ValidationConfig, load_params
-from driftgate.errors import EXIT_BAD_INPUT, ConfigError, DriftgateError
+from driftgate.errors import EXIT_BAD_INPUT, ConfigError, DataError, DriftgateError
 from driftgate.serving.api import create_api
 from driftgate.serving.metrics import Metrics
 from driftgate.serving.model import ServedModel
+from driftgate.serving.retraining_api import COMPARED, AliasRow, Comparison, Decision, Models, Retraining, Status, Version, comparison
 from driftgate.serving.schema import readable_error
 from driftgate.serving.service import Service
 from driftgate.serving.uploads import read_batch
@@ -53,9 +54,10 @@ def refusal_markdown(exc: ValidationError) -> str:
 
 
 def verdict_markdown(model: ServedModel, prediction: dict, request_id: str, warnings: list[dict]) -> str:
-    """The Predict form's answer: the decision, the probability against the threshold, and any warnings."""
+    """The Predict form's answer: the decision, the probability against the threshold, the model
+    that scored it, and any warnings."""
     text = (f"**{prediction['decision']}**: probability of {model.positive} {prediction['probability']:.1%} against the "
-            f"threshold {model.threshold:.0%} (request `{request_id[:8]}`)")
+            f"threshold {model.threshold:.0%} (model `{model.version}`, request `{request_id[:8]}`)")
     return text + "".join(f"\n\n- note: `{w['field']}`: {w['message']}" for w in warnings)
 
 
@@ -64,14 +66,14 @@ def empty_drift_table() -> pd.DataFrame:
     return pd.DataFrame(columns=DRIFT_COLUMNS)
 
 
-def card_markdown(card: dict, metrics: dict | None, positive: str = "positive") -> str:
-    """The model card as Markdown; `positive` is what label 1 is called. Hashes and paths are
-    shown whole, in code spans, so they can be copied and compared."""
+def card_markdown(card: dict, metrics: dict | None, positive: str = "positive", rows: str = "rows") -> str:
+    """The model card as Markdown; `positive` is what label 1 is called, `rows` what many rows are.
+    Hashes and paths are shown whole, in code spans, so they can be copied and compared."""
     features = card.get("features", {})
     lines = [f"### Model `{str(card.get('model_sha256', '?'))[:12]}`", "",
              f"- **Model sha256:** `{card.get('model_sha256', '?')}`",
              f"- **Estimator:** {card.get('estimator')} (driftgate {card.get('driftgate_version')})",
-             f"- **Trained on:** {card.get('train_window')} ({card.get('fit_rows', 0):,} rows, "
+             f"- **Trained on:** {card.get('train_window')} ({card.get('fit_rows', 0):,} {rows}, "
              f"{card.get('positive_share', 0):.1%} {positive})",
              f"- **Decision threshold:** {card.get('threshold')}",
              "- **Data:**", *[f"  - {key}: " + (f"`{value}`" if value is not None else "(not recorded)")
@@ -248,6 +250,211 @@ def monitoring_state(store, params: Params, reports: Path, log: PredictionLog, t
             alert_table(store.alerts_list(limit=MONITOR_ALERTS)), pass_table(passes, params.project.rows))
 
 
+# The Model tab, from the model registry in the prediction log's database (what /models and /retraining/* read).
+DECISIONS_SHOWN = 200  # the newest decisions the tab draws and lists
+DECISION_COLUMNS = ["#", "when", "trigger", "outcome", "champion F1", "challenger F1", "difference", "lower bound",
+                    "reason"]
+ALIAS_COLUMNS = ["version", "from", "until", "reason"]
+NO_DECISION_YET = "no retraining has been decided yet: press Retrain, POST /retrain, or run `driftgate retrain`"
+OUTCOME_COLOURS = {"promoted": "#2e7d32", "rejected": "#ef6c00", "rolled_back": "#1565c0", "failed": "#c62828"}
+
+
+def _signed(value) -> str:
+    return "n/a" if value is None else f"{value:+.3f}"
+
+
+def _sha(value: str | None) -> str:
+    return str(value)[:12] if value else "?"
+
+
+def models_view(registry, serving: str) -> Models:
+    """What GET /models answers: the champion, the model serving now, the versions and the alias history."""
+    champion = registry.champion()
+    versions = [Version(version=row["sha256"][:12], champion=row["sha256"] == champion, **row) for row in registry.versions()]
+    return Models(champion=champion, serving=serving, versions=versions, aliases=[AliasRow(**row) for row in registry.alias_history()],
+                  message=None if versions else "the registry is empty: the model the server started with serves")
+
+
+def champion_markdown(models: Models, refused: str | None = None, rows: str = "rows") -> str:
+    """The registry's champion (version, since when, training window) and the model serving now,
+    which differs from the champion only while it loads (or when it was refused)."""
+    if models.champion is None:
+        return (f"### Champion: none yet\n\nThe model registry is empty: the model the server started with serves, "
+                f"`{models.serving}`. The first retraining registers it as the first champion.")
+    version = next((v for v in models.versions if v.sha256 == models.champion), None)
+    since = next((a.since for a in reversed(models.aliases) if a.sha256 == models.champion and a.until is None), None)
+    lines = [f"### Champion `{models.champion[:12]}`", "",
+             f"- **Champion since:** {_when(since)}",
+             f"- **Trained on:** {version.train_window if version and version.train_window else '(not recorded)'}"
+             + (f" ({version.fit_rows:,} {rows})" if version and version.fit_rows else "")]
+    if models.serving == models.champion[:12]:
+        lines.append(f"- **Serving now:** `{models.serving}`, the champion")
+    elif refused == models.champion:
+        lines.append(f"- **Serving now:** `{models.serving}`: the champion was refused when it was loaded (the server's log says "
+                     "why), so the model before it keeps serving")
+    else:
+        lines.append(f"- **Serving now:** `{models.serving}`: the server is swapping to the champion (within a second)")
+    return "\n".join(lines)
+
+
+def _compared_lines(d: Decision | Comparison, rows: str, details: dict | None) -> list[str]:
+    """A comparison in words: the F1s on the same rows, the difference and its bound, the margin, the noise."""
+    from html import escape
+
+    champion_f1 = d.champion.f1 if isinstance(d, Comparison) else d.champion_f1
+    challenger_f1 = d.challenger.f1 if isinstance(d, Comparison) else d.challenger_f1
+    confidence = f"{d.confidence:.0%}" if d.confidence is not None else "the"
+    lines = [f"<p>Champion F1 <b>{_f1(champion_f1)}</b> &rarr; challenger F1 <b>{_f1(challenger_f1)}</b> on "
+             f"{d.rows or 0:,} {escape(rows)} of the evaluation window {escape(d.evaluation_window or '?')}"
+             + (f" (the challenger trained on {escape(d.training_window)})" if d.training_window else "") + ".</p>",
+             f"<p>Difference <b>{_signed(d.difference)}</b>, one-sided {confidence} lower bound <b>{_signed(d.lower)}</b>; "
+             f"margin {d.margin if d.margin is not None else 'n/a'} ({d.margin_kind or 'n/a'})"]
+    details = details or {}
+    if d.margin_kind == "relative" and details.get("required") is not None:
+        lines[-1] += f", i.e. a required difference of {details['required']:.3f}"
+    lines[-1] += ".</p>"
+    if details.get("retrain_sd") is not None:
+        refits = len(details.get("replica_f1") or [])
+        lines.append(f"<p>Retraining noise: the challenger's F1 varies with sd {details['retrain_sd']:.4f} over "
+                     f"{refits or 'its'} refits on resampled {escape(rows)}; the lower bound includes it.</p>")
+    return lines
+
+
+def decision_html(decisions: list[Decision], details: dict[int, dict], last: Comparison, rows: str = "rows") -> str:
+    """The newest decision as a short card: its outcome in large type, the comparison behind it, the
+    reason in words; a rollback or failure also shows the last comparison."""
+    from html import escape
+
+    if not decisions:
+        text = escape(NO_DECISION_YET).replace("`driftgate retrain`", "<code>driftgate retrain</code>")
+        return (f"<div class='driftgate-decision' style='border-left:8px solid #9e9e9e;padding:8px 14px'>"
+                f"<div style='font-size:1.4em;font-weight:700;color:#757575'>no decision</div><p>{text}.</p></div>")
+    d = decisions[0]
+    colour = OUTCOME_COLOURS.get(d.outcome, "#9e9e9e")
+    lines = [f"<div class='driftgate-decision' style='border-left:8px solid {colour};padding:8px 14px'>",
+             f"<div style='font-size:2em;font-weight:800;letter-spacing:0.04em;color:{colour}'>"
+             f"{d.outcome.replace('_', ' ').upper()}</div>",
+             f"<p><b>Decision #{d.id}</b>, {_when(d.at)} (trigger {escape(d.trigger)}): " + {
+                 "rolled_back": f"<code>{_sha(d.challenger_sha256)}</code> restored in place of <code>{_sha(d.champion_sha256)}</code>",
+                 "failed": f"the champion <code>{_sha(d.champion_sha256)}</code> kept serving"}.get(
+                 d.outcome, f"challenger <code>{_sha(d.challenger_sha256)}</code> against champion <code>{_sha(d.champion_sha256)}</code>")
+             + ".</p>"]
+    if d.outcome in COMPARED:
+        lines += _compared_lines(d, rows, details.get(d.id))
+    lines.append(f"<p><b>Reason:</b> {escape(d.reason)}</p>")
+    if d.outcome not in COMPARED and last.decision_id is not None:
+        lines.append(f"<p><b>The last comparison</b>, decision #{last.decision_id} ({last.outcome}, {_when(last.at)}):</p>")
+        lines += _compared_lines(last, rows, details.get(last.decision_id))
+    return "\n".join(lines) + "</div>"
+
+
+def decision_table(decisions: list[Decision]) -> pd.DataFrame:
+    """The decisions, newest first: when, trigger, outcome, the F1s, the difference, its lower bound, the reason."""
+    def shown(value):
+        return "" if value is None else round(value, 4)
+
+    return pd.DataFrame([[d.id, _when(d.at), d.trigger, d.outcome, shown(d.champion_f1), shown(d.challenger_f1), shown(d.difference),
+                          shown(d.lower), d.reason] for d in sorted(decisions, key=lambda d: d.id, reverse=True)],
+                        columns=DECISION_COLUMNS)
+
+
+def alias_table(aliases: list[AliasRow]) -> pd.DataFrame:
+    """The champion alias's history, newest first: which version served from when until when, and why."""
+    rows = sorted(aliases, key=lambda a: a.since, reverse=True)
+    return pd.DataFrame([[a.sha256[:12], _when(a.since), _when(a.until) if a.until else "(champion now)", a.reason] for a in rows],
+                        columns=ALIAS_COLUMNS)
+
+
+def decisions_figure(decisions: list[Decision], details: dict[int, dict]):
+    """Each comparison, oldest first: the challenger's F1 minus the champion's with its one-sided
+    interval [lower bound, difference], against the margin it had to reach and 0. None before the first."""
+    from driftgate.reporting.plots import new_figure
+
+    compared = sorted((d for d in decisions if d.outcome in COMPARED and d.difference is not None), key=lambda d: d.id)
+    if not compared:
+        return None
+    fig = new_figure(figsize=(11, 3.6))
+    ax = fig.subplots()
+    x = np.arange(len(compared))
+    ax.axhline(0, color="#616161", linewidth=1)
+    required = [(details.get(d.id) or {}).get("required",
+                                               d.margin * (d.champion_f1 or 0) if d.margin_kind == "relative" else d.margin)
+                for d in compared]
+    if len({r for r in required if r is not None}) == 1 and None not in required:
+        ax.axhline(required[0], color="black", linestyle="--", linewidth=1,
+                   label=f"margin {required[0]:.3f} ({compared[-1].margin_kind})")
+    else:
+        ax.hlines([np.nan if r is None else r for r in required], x - 0.3, x + 0.3, color="black", linestyles="--", linewidth=1,
+                  label="margin (required difference)")
+    for outcome in COMPARED:
+        picked = [i for i, d in enumerate(compared) if d.outcome == outcome]
+        if not picked:
+            continue
+        difference = np.array([compared[i].difference for i in picked])
+        lower = np.array([compared[i].lower if compared[i].lower is not None else compared[i].difference for i in picked])
+        ax.errorbar(x[picked], difference, yerr=[difference - lower, np.zeros(len(picked))], fmt="o", markersize=7, capsize=5,
+                    color=OUTCOME_COLOURS[outcome], label=f"{outcome}: difference, down to its lower bound")
+    confidence = compared[-1].confidence
+    ax.set_xticks(x, [f"#{d.id}\n{d.at:%Y-%m-%d %H:%M}" for d in compared], fontsize=8)
+    ax.set_xlim(-0.7, len(compared) - 0.3)
+    ax.set_ylabel("challenger F1 - champion F1")
+    ax.set_title("Retraining decisions: the challenger's F1 gain on the same rows, "
+                 + (f"with its one-sided {confidence:.0%} lower bound" if confidence else "with its lower bound"))
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def retraining_line(status: Status) -> str:
+    """Whether a retraining runs in this server, or how the last one it ran ended."""
+    job = status.job
+    if status.state == "running" and job is not None:
+        return (f"**Retraining: running** (trigger {job.trigger}, started {_when(job.started_at)}). Refresh shows its decision "
+                "when it is done.")
+    if job is None:
+        return "**Retraining: idle.**"
+    ended = f"{job.outcome}" + (f", decision #{job.decision_id}" if job.decision_id is not None else "")
+    if job.error:
+        ended += f": {job.error}"
+    return (f"**Retraining: idle.** The last one this server ran (trigger {job.trigger}, started {_when(job.started_at)}) "
+            f"finished {_when(job.finished_at)}: {ended}.")
+
+
+def model_state(service: Service, params: Params, worker: Retraining | None, limit: int = DECISIONS_SHOWN):
+    """What the Model tab shows, read as the REST routes read it: (champion Markdown, retraining
+    state, decision card HTML, figure, decision table, alias table). An empty registry says that no
+    retraining was decided yet; a registry that cannot be read says so in the card, in one line."""
+    from html import escape
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from driftgate.store.predictions import _reason, _shown
+
+    serving = service.model.version
+    running = worker is not None and worker.running
+    job = worker.job if worker is not None else None
+    try:
+        try:
+            registry = service.registry()
+            rows = registry.decisions(limit)
+            models = models_view(registry, serving)
+        except SQLAlchemyError as exc:  # a database that opens but whose registry tables cannot be read
+            raise DataError(f"{_shown(service.log.url)}: the model registry", f"cannot be read ({_reason(exc)})",
+                            "point serving.log at the database the registry was written to, or at a new file") from None
+    except DriftgateError as exc:
+        line = escape(one_line(exc))
+        return (f"### Champion: unknown\n\nServing now: `{serving}`.",
+                retraining_line(Status(state="running" if running else "idle", serving=serving, job=job)),
+                f"<p><b>Cannot read the model registry.</b> {line}</p>", None, decision_table([]), alias_table([]))
+    decisions = [Decision.model_validate(row) for row in rows]
+    details = {row["id"]: row.get("details") or {} for row in rows}
+    status = Status(state="running" if running else "idle", serving=serving, champion=models.champion, job=job,
+                    last_decision=decisions[0] if decisions else None)
+    return (champion_markdown(models, service.refused_champion, params.project.rows), retraining_line(status),
+            decision_html(decisions, details, comparison(rows), params.project.rows), decisions_figure(decisions, details),
+            decision_table(decisions), alias_table(models.aliases))
+
+
 # --------------------------------------------------------------------------- the app
 
 
@@ -279,7 +486,7 @@ def create_app(params_path: Path | str = "params.yaml", model_path: Path | str |
     import gradio as gr
 
     api = create_api(service, params.serving.max_upload_mb, params.serving.max_batch_rows)
-    demo = build_demo(service, params, paths)
+    demo = build_demo(service, params, paths, api.state.retraining)  # the worker POST /retrain uses: one retraining at a time
     # Gradio refuses a larger upload before it reaches the disk; read_batch checks again.
     app = gr.mount_gradio_app(api, demo, path="/", footer_links=["api"],
                               max_file_size=int(params.serving.max_upload_mb * 1024 * 1024))
@@ -293,12 +500,25 @@ def create_app(params_path: Path | str = "params.yaml", model_path: Path | str |
     return app
 
 
-def build_demo(service: Service, params: Params, paths: Paths):
+def header_markdown(model: ServedModel) -> str:
+    """The page's heading: the project's title and question, and the model serving now."""
+    project = model.project
+    return (f"# driftgate: {project.title}\n{project.question} "
+            f"Model `{model.version}`, decision threshold {model.threshold}. Every prediction is logged.")
+
+
+def build_demo(service: Service, params: Params, paths: Paths, retraining: Retraining | None = None):
+    """The Gradio Blocks. Every event reads `service.model` when it runs, so after a swap to a new
+    champion the Predict and Batch tabs score with it and say its version. `retraining` is the
+    worker POST /retrain uses (create_app passes it), so the Model tab's Retrain button and the
+    route never run two retrainings at once; without it the tab has one of its own."""
     import gradio as gr
 
-    model = service.model
+    retraining = retraining or Retraining(service)
+    model = service.model  # what the form is built from: its features and their training profile
     project, positive = model.project, model.positive
     profile = model.card.get("feature_profile", {})
+    form_columns = list(model.schema.columns)
 
     def read_json(path: Path) -> dict | None:
         try:
@@ -307,8 +527,7 @@ def build_demo(service: Service, params: Params, paths: Paths):
             return None
 
     with gr.Blocks(title=f"driftgate: {project.title}") as demo:
-        gr.Markdown(f"# driftgate: {project.title}\n{project.question} "
-                    f"Model `{model.version}`, decision threshold {model.threshold}. Every prediction is logged.")
+        gr.Markdown(lambda: header_markdown(service.model), elem_id="header")  # read at each page load
         with gr.Tab("Predict"):
             inputs = []
             with gr.Row():
@@ -328,13 +547,15 @@ def build_demo(service: Service, params: Params, paths: Paths):
                     verdict = gr.Markdown(elem_id="predict-verdict")
 
             def predict_one(*values):
+                served = service.model  # the model serving now: it parses, scores and is named in the verdict
                 try:
-                    records, warnings = model.parse(dict(zip(model.schema.columns, values)))
+                    records, warnings = served.parse(dict(zip(form_columns, values)))
                 except ValidationError as exc:  # nothing is scored or logged
                     return None, refusal_markdown(exc)
-                [prediction], request_id = service.predict_records(records, "ui")
+                [prediction], request_id = service.predict_records(records, "ui", model=served)
                 p = prediction["probability"]
-                return {model.class_names[1]: p, model.class_names[0]: 1 - p}, verdict_markdown(model, prediction, request_id, warnings)
+                return ({served.class_names[1]: p, served.class_names[0]: 1 - p},
+                        verdict_markdown(served, prediction, request_id, warnings))
 
             button.click(predict_one, inputs, [probability, verdict], api_name="predict")
 
@@ -358,24 +579,25 @@ def build_demo(service: Service, params: Params, paths: Paths):
 
                 if file is None:
                     return "**Choose a file first.**", None, empty_drift_table(), None
+                served = service.model
                 path = Path(file if isinstance(file, str) else file.name)
-                frame, refusal, warnings = read_batch(path, model, params.serving.max_upload_mb, params.serving.max_batch_rows)
+                frame, refusal, warnings = read_batch(path, served, params.serving.max_upload_mb, params.serving.max_batch_rows)
                 if frame is None:
                     return refusal, None, empty_drift_table(), None
-                predictions, request_id = service.predict_frame(frame, "batch")
+                predictions, request_id = service.predict_frame(frame, "batch", model=served)
                 out_dir = Path(tempfile.mkdtemp(prefix="driftgate-batch-"))
                 scored = frame.assign(probability=[p["probability"] for p in predictions],
                                       label=[p["label"] for p in predictions], decision=[p["decision"] for p in predictions])
                 result_path = out_dir / f"{path.stem}-predictions.csv"
                 write_text(result_path, scored.to_csv(index=False))
-                status = (f"Scored **{len(frame):,} {project.rows}**: {sum(p['label'] for p in predictions):,} "
-                          f"predicted {positive}.")
+                status = (f"Scored **{len(frame):,} {project.rows}** with model `{served.version}`: "
+                          f"{sum(p['label'] for p in predictions):,} predicted {served.positive}.")
                 if warnings:
                     status += "\n\n" + "\n".join(f"- note: {w}" for w in warnings) + "\n\n"
                 table, image = None, None
                 reference = reference_rows(paths, params)
                 if reference is not None:
-                    drift, gates, ref, cur = batch_drift(params, model, reference, frame, path.name)
+                    drift, gates, ref, cur = batch_drift(params, served, reference, frame, path.name)
                     status += (f"\n\nDrift: {drift_headline(drift)} Drift gate (gates.drift_share_max "
                                f"{params.gates.drift_share_max:g}, as in CI): {gate_headline(gates)}")
                     status += "".join(f"\n\n> Note: {warning}." for warning in drift.warnings)
@@ -396,10 +618,75 @@ def build_demo(service: Service, params: Params, paths: Paths):
             run.click(score_or_refuse, [upload], [batch_status, download, drift_table, drift_image], api_name="batch")
 
         with gr.Tab("Model"):
-            gr.Markdown(card_markdown(model.card, read_json(paths.metrics), positive), elem_id="model-card")
+            settings = params.retraining
+            window = f"{settings.window.label} (retraining.window)" if settings.window else "retraining.window (not set yet)"
+            evaluation = (f"{settings.evaluation.label} (retraining.evaluation)" if settings.evaluation
+                          else "retraining.evaluation (not set yet)")
+            gr.Markdown(f"The model registry's champion, the model serving now and the retraining decisions (as GET /models and "
+                        f"/retraining/history give them). **Retrain** trains a challenger on the {project.rows} of {window}, "
+                        f"scores it and the champion on the same {project.rows} of {evaluation}, and promotes it only if its "
+                        f"F1 beats the champion's by retraining.margin with a one-sided lower bound above 0 and it passes "
+                        f"the CI gates; a promoted challenger serves at once.")
+            with gr.Row():
+                model_refresh = gr.Button("Refresh", elem_id="model-refresh")
+                retrain_button = gr.Button("Retrain", variant="primary", elem_id="model-retrain")
+            retrain_message = gr.Markdown(elem_id="model-retrain-message")
+            retraining_state = gr.Markdown(elem_id="model-retraining")
+            with gr.Row():
+                with gr.Column(scale=2):
+                    champion_info = gr.Markdown(elem_id="model-champion")
+                with gr.Column(scale=3):
+                    decision_card = gr.HTML(elem_id="model-decision")
+            decision_plot = gr.Plot(elem_id="model-decision-plot", show_label=False)
+            gr.Markdown("### Retraining decisions, newest first")
+            decision_rows = gr.Dataframe(decision_table([]), headers=DECISION_COLUMNS, elem_id="model-decisions", wrap=True,
+                                         column_widths=["4%", "15%", "7%", "8%", "7%", "8%", "7%", "7%", "37%"])
+            gr.Markdown("### The champion's history, newest first")
+            alias_rows = gr.Dataframe(alias_table([]), headers=ALIAS_COLUMNS, elem_id="model-aliases", wrap=True,
+                                      column_widths=["12%", "18%", "18%", "52%"])
+            started_sha = model.card.get("model_sha256")
+
+            def served_card() -> str:
+                """The card of the model serving now; the pipeline's scores (reports/metrics.json) only with the model they belong to."""
+                served = service.model
+                if served.card.get("model_sha256") == started_sha:
+                    return card_markdown(served.card, read_json(paths.metrics), served.positive, project.rows)
+                return (card_markdown(served.card, None, served.positive, project.rows)
+                        + f"\n\n(The pipeline's test scores belong to the model the server started with, "
+                        f"`{str(started_sha)[:12]}`; this one's F1 is in its decision above.)")
+
+            card = gr.Markdown(served_card(), elem_id="model-card")
             confusion = paths.run.plots.confusion_png
             if confusion.is_file():
-                gr.Image(str(confusion), label="confusion matrices", show_label=True, interactive=False)
+                gr.Image(str(confusion), label=f"confusion matrices of the pipeline's model {str(started_sha)[:12]}", show_label=True,
+                         interactive=False)
+
+            def model_tab():
+                return (*model_state(service, params, retraining), served_card())
+
+            def retrain_now():
+                job = retraining.start("manual")
+                if job is None:
+                    running = retraining.job
+                    message = ("**A retraining is running already**" + (f" (trigger {running.trigger}, started "
+                                                                         f"{_when(running.started_at)})" if running else "")
+                               + ": Refresh shows its decision when it is done.")
+                else:
+                    message = (f"**Retraining started** {_when(job.started_at)}: a challenger trained on {window}, it and the "
+                               f"champion scored on {evaluation}. Refresh shows the decision when it is done.")
+                return (message, *model_tab())
+
+            def refreshed():
+                """The tab read again; Retrain's answer kept while its retraining runs, then left to the state line."""
+                return (gr.update() if retraining.running else "", *model_tab())
+
+            model_outputs = [retrain_message, champion_info, retraining_state, decision_card, decision_plot, decision_rows, alias_rows,
+                             card]
+            model_refresh.click(refreshed, None, model_outputs, api_name="model")
+            retrain_button.click(retrain_now, None, model_outputs, api_name="retrain")
+            demo.load(refreshed, None, model_outputs)
+            if hasattr(gr, "Timer"):  # as the Monitoring tab: refresh every 10 s while the page is open
+                gr.Timer(10).tick(refreshed, None, model_outputs, show_progress="hidden")
 
         with gr.Tab("Monitoring"):
             gr.Markdown("The monitor's passes over the prediction log: the current level, drift share and F1 over time "
@@ -423,7 +710,7 @@ def build_demo(service: Service, params: Params, paths: Paths):
                 try:
                     if not stores:
                         stores.append(MonitoringStore(service.log.url))
-                    return monitoring_state(stores[0], params, paths.reports, service.log, model.threshold, positive)
+                    return monitoring_state(stores[0], params, paths.reports, service.log, service.model.threshold, positive)
                 except DriftgateError as exc:
                     return (f"<p><b>Cannot read the monitoring history.</b> {escape(one_line(exc))}</p>", None,
                             alert_table([]), None)
