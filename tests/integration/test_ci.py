@@ -165,7 +165,7 @@ def test_cml_stand_in_rejects_a_missing_markdown_file_bad_choices_and_unknown_co
     assert result.returncode == 1 and "Arguments pr and target are mutually exclusive" in result.stderr
     result, _ = _cml(["comment", "delete", "reports/report.md"], tmp_path)
     assert result.returncode == 1 and "Unknown argument: delete" in result.stderr
-    result, _ = _cml(["pr", "create", "reports/report.md"], tmp_path)  # not modelled: refused, never passed
+    result, _ = _cml(["check", "create", "reports/report.md"], tmp_path)  # not modelled: refused, never passed
     assert result.returncode == 1 and "models only `cml comment create|update`" in result.stderr
 
 
@@ -179,11 +179,11 @@ def test_cml_stand_in_accepts_cmls_own_spellings(tmp_path):
 
 
 def test_every_cml_call_in_the_ci_files_is_one_the_stand_in_models():
-    """Only `cml comment update` is called; a new cml command needs its options in the stand-in."""
+    """Only `cml comment update` and `cml pr create` are called; a new cml command needs its options in the stand-in."""
     sources = [*(ROOT / "pipelines").rglob("*.sh"), ROOT / ".gitlab-ci.yml", *(ROOT / ".github").rglob("*.yml")]
     calls = {(path.name, match) for path in sources
              for match in re.findall(r"(?:^|[\s;&|(])cml\s+([a-z-]+(?:\s+[a-z-]+)?)", path.read_text(), re.M)}
-    assert calls == {("comment.sh", "comment update")}
+    assert calls == {("comment.sh", "comment update"), ("retrain.sh", "pr create")}
 
 
 @pytest.mark.parametrize("env, argv", [
