@@ -536,8 +536,8 @@ class RetrainingConfig(Strict):
     margin_kind: Literal["absolute", "relative"] = "absolute"  # ... in F1 points, or as a share of the champion's F1
     confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95  # ... and the one-sided paired bootstrap lower bound at this level above 0
     draws: int = Field(default=2000, ge=200, le=100_000)  # paired bootstrap resamples of the evaluation rows
-    replicas: int = Field(default=8, ge=0, le=100)  # refits of the challenger on resampled rows: their F1 spread is the
-    # retraining noise the lower bound includes besides the evaluation rows' (0: the rows' noise only)
+    replicas: int = Field(default=8, ge=0, le=100)  # refits of each recipe (champion's, challenger's) on resampled rows:
+    # the rule compares the recipes' mean F1s and its bound carries their noise (0: the two models and the rows' noise only)
     on_alert: bool = False  # retrain when a monitoring pass is critical
     seed: int = 0
 

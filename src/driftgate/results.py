@@ -271,6 +271,12 @@ class PromotionDecision(Result):
     margin_kind: Literal["absolute", "relative"]
     required: float  # the margin in F1 points (relative: margin x champion F1)
     gates_passed: bool
-    retrain_sd: float | None = None  # sd of the challenger's F1 over its refits on resampled rows (None: not measured)
-    replicas: int = 0  # how many refits measured it
+    # With refits (retraining.replicas), champion_f1 and challenger_f1 are the recipes' mean F1 over
+    # their fits (the model and its refits on resampled rows); the models' own F1s are these:
+    champion_model_f1: float | None = None
+    challenger_model_f1: float | None = None
+    champion_fits: int = 1
+    challenger_fits: int = 1
+    champion_sd: float | None = None  # sd of F1 over the champion's fits (None: one fit)
+    challenger_sd: float | None = None
     reason: str  # in words: why promoted, or the first condition that failed

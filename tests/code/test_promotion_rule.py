@@ -186,37 +186,51 @@ def test_bad_decisions_and_bootstrap_settings_are_data_errors():
         paired_difference(y, y == 1, y == 1, 100, 1.5, 0)
 
 
-def test_the_retraining_spread_widens_the_bound_by_both_models_noise():
+def test_with_refits_the_recipes_means_decide_and_the_bound_carries_their_noise():
     y, scores = evaluation_rows()
     better = correcting(y, scores, 0.3)
-    rows_only = paired_difference(y, scores >= 0.5, better >= 0.5, 4000, 0.95, 7)
-    zero = paired_difference(y, scores >= 0.5, better >= 0.5, 4000, 0.95, 7, retrain_sd=0.0, replicas=8)
-    assert zero == rows_only  # no spread, the same draws, the same bound
-    difference, lower = paired_difference(y, scores >= 0.5, better >= 0.5, 4000, 0.95, 7, retrain_sd=0.01, replicas=8)
-    assert difference == rows_only[0]
-    # sqrt(2) x 0.01 x t(7) has a 5% quantile of about -0.027: the bound drops by most of that
-    assert rows_only[1] - 0.027 < lower < rows_only[1] - 0.015
+    alone = decide(y, scores, better, 0.5, 0.5, SETTINGS)
+    base, gain = alone.champion_f1, alone.challenger_f1
+    champion_refits, challenger_refits = [base - 0.004, base + 0.004, base], [gain + 0.003, gain - 0.003, gain]
+    recipes = decide(y, scores, better, 0.5, 0.5, SETTINGS, champion_refits=champion_refits, challenger_refits=challenger_refits)
+    assert recipes.champion_f1 == pytest.approx(np.mean([base, *champion_refits]))
+    assert recipes.challenger_f1 == pytest.approx(np.mean([gain, *challenger_refits]))
+    assert recipes.difference == pytest.approx(recipes.challenger_f1 - recipes.champion_f1)
+    assert (recipes.champion_model_f1, recipes.challenger_model_f1) == (alone.champion_f1, alone.challenger_f1)
+    assert (recipes.champion_fits, recipes.challenger_fits) == (4, 4)
+    assert recipes.champion_sd == pytest.approx(np.std([base, *champion_refits], ddof=1))
+    assert recipes.lower < alone.lower  # the means' noise widens the bound
+    assert recipes.promote and "mean F1 of 4 and 4 fits" in recipes.reason
 
 
-def test_a_gain_that_beats_the_rows_noise_is_rejected_when_refits_spread_as_much():
+def test_refits_that_spread_as_much_as_the_gain_keep_the_challenger_out():
     y, scores = evaluation_rows()
     better = correcting(y, scores, 0.12)
-    rows_only = decide(y, scores, better, 0.5, 0.5, SETTINGS)
-    assert rows_only.promote and rows_only.retrain_sd is None and rows_only.replicas == 0
-    spread = rows_only.difference  # refits that differ by as much as the gain
-    noisy = decide(y, scores, better, 0.5, 0.5, SETTINGS, retrain_sd=spread, replicas=8)
-    assert not noisy.promote
-    assert noisy.lower < 0 < noisy.difference
-    assert noisy.retrain_sd == spread and noisy.replicas == 8
-    assert (f"lower bound {noisy.lower:+.3f} with the rows' and the retraining noise (F1 sd {spread:.4f} over 8 refits) "
-            "is not above 0, so the gain may be noise") in noisy.reason
+    alone = decide(y, scores, better, 0.5, 0.5, SETTINGS)
+    assert alone.promote and alone.champion_sd is None and alone.champion_fits == 1
+    gain = alone.difference
+    spread = [-gain, gain, -gain, gain]  # refits that differ by as much as the gain
+    noisy = decide(y, scores, better, 0.5, 0.5, SETTINGS, champion_refits=[alone.champion_f1 + s for s in spread],
+                   challenger_refits=[alone.challenger_f1 + s for s in spread])
+    assert noisy.difference == pytest.approx(gain) and not noisy.promote and noisy.lower < 0
+    assert "with the rows' and the refits' noise" in noisy.reason and "is not above 0, so the gain may be noise" in noisy.reason
 
 
-def test_a_spread_needs_two_refits():
-    y = np.array([0, 1, 1])
-    with pytest.raises(DataError, match="retraining spread"):
-        paired_difference(y, y == 1, y == 1, 100, 0.95, 0, retrain_sd=0.01, replicas=1)
-    with pytest.raises(DataError, match="retraining spread"):
-        paired_difference(y, y == 1, y == 1, 100, 0.95, 0, retrain_sd=float("nan"), replicas=4)
+def test_a_champion_without_refits_borrows_the_challengers_spread():
+    y, scores = evaluation_rows()
+    better = correcting(y, scores, 0.3)
+    refits = [0.01, -0.01, 0.005, -0.005]
+    one_side = decide(y, scores, better, 0.5, 0.5, SETTINGS, champion_refits=[],
+                      challenger_refits=[decide(y, scores, better, 0.5, 0.5, SETTINGS).challenger_f1 + r for r in refits])
+    assert one_side.champion_fits == 1 and one_side.challenger_fits == 5
+    assert one_side.champion_sd == pytest.approx(one_side.challenger_sd)
+
+
+def test_a_spread_needs_two_fits_on_one_side_and_finite_f1s():
+    y, scores = evaluation_rows(600)
+    with pytest.raises(DataError, match="one fit per side has no spread"):
+        decide(y, scores, scores, 0.5, 0.5, SETTINGS, champion_refits=[], challenger_refits=[])
+    with pytest.raises(DataError, match="challenger refits"):
+        decide(y, scores, scores, 0.5, 0.5, SETTINGS, champion_refits=[0.4, 0.5], challenger_refits=[float("nan")])
     with pytest.raises(ValueError, match="one refit has no spread"):
         RetrainingConfig(replicas=1)

@@ -132,6 +132,9 @@ def test_a_promotion_opens_one_merge_request_with_the_moved_windows_and_the_repo
     assert "windows.train: 2013-05..2013-06" in call["files"]["dvc.lock"]["diff"]
     card = json.loads(call["files"]["artifacts/model.json"]["content"])
     assert card["train_window"] == "2013-05..2013-06"
+    # the model the merge request's pipeline trains is the challenger the rule promoted, byte for byte
+    [row] = [line for line in call["options"]["body"].splitlines() if line.startswith("| challenger")]
+    assert f"`{card['model_sha256'][:12]}`" in row, (card["model_sha256"], row)
 
 
 @pytest.mark.slow

@@ -127,8 +127,8 @@ def test_retrain_runs_a_retraining_and_the_tab_shows_its_decision_as_the_api_doe
     assert d["trigger"] == "manual" and d["outcome"] in ("promoted", "rejected")
     assert _get(server, "/retraining/history")["decisions"] == [d]  # one click, one decision
     [row] = ModelRegistry(demo_root / LOG).decisions()
-    retrain_sd = row["details"]["retrain_sd"]
-    assert len(row["details"]["replica_f1"]) == 3 and retrain_sd is not None
+    details = row["details"]
+    assert len(details["challenger_refit_f1"]) == len(details["champion_refit_f1"]) == 3
 
     card = page.locator("#model-decision")
     expect(card).to_contain_text(d["outcome"].upper(), timeout=30_000)
@@ -136,7 +136,7 @@ def test_retrain_runs_a_retraining_and_the_tab_shows_its_decision_as_the_api_doe
                  f"Champion F1 {d['champion_f1']:.3f}", f"challenger F1 {d['challenger_f1']:.3f}",
                  f"on {d['rows']:,} flights of the evaluation window 2013-07", "trained on 2013-04..2013-06",
                  f"Difference {d['difference']:+.3f}", f"one-sided 95% lower bound {d['lower']:+.3f}",
-                 "margin 0.01 (absolute)", f"sd {retrain_sd:.4f} over 3 refits", d["reason"],
+                 "margin 0.01 (absolute)", f"sd {details['champion_sd']:.4f} and {details['challenger_sd']:.4f}", "4 and 4", d["reason"],
                  d["challenger_sha256"][:12], d["champion_sha256"][:12]):
         expect(card).to_contain_text(text)
     table = page.locator("#model-decisions")

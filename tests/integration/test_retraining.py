@@ -52,10 +52,16 @@ def test_a_retrain_scores_both_models_on_the_same_rows_and_records_every_field(p
     assert len(row["training_data_sha256"]) == len(row["evaluation_data_sha256"]) == 64
     assert row["champion_sha256"] == outcome.champion and row["challenger_sha256"] == outcome.challenger
     assert row["at"].tzinfo is not None
-    # the challenger's recipe refitted 3 times on resampled rows: their spread is in the bound
-    assert len(row["details"]["replica_f1"]) == 3 and len(set(row["details"]["replica_f1"])) > 1
-    assert decision.replicas == 3 and decision.retrain_sd == pytest.approx(np.std(row["details"]["replica_f1"], ddof=1), abs=1e-5)
-    assert "over 3 refits" in decision.reason or not outcome.gates.passed or decision.difference < decision.required
+    # each recipe refitted 3 times on resampled rows (the champion's from its card): the means over 4 fits decide
+    details = row["details"]
+    challenger_fits = [details["challenger_model_f1"], *details["challenger_refit_f1"]]
+    champion_fits = [details["champion_model_f1"], *details["champion_refit_f1"]]
+    assert len(challenger_fits) == len(champion_fits) == 4 and len(set(challenger_fits)) > 1 and len(set(champion_fits)) > 1
+    assert decision.challenger_fits == decision.champion_fits == 4
+    assert decision.challenger_f1 == pytest.approx(np.mean(challenger_fits), abs=1e-5)
+    assert decision.champion_f1 == pytest.approx(np.mean(champion_fits), abs=1e-5)
+    assert decision.challenger_sd == pytest.approx(np.std(challenger_fits, ddof=1), abs=1e-5)
+    assert row["champion_f1"] == pytest.approx(decision.champion_f1)
     assert {v["sha256"] for v in registry.versions()} == {outcome.champion, outcome.challenger}
     expected = outcome.challenger if decision.promote else outcome.champion
     assert registry.champion() == expected
@@ -161,7 +167,7 @@ def test_a_promotion_writes_the_report_and_moves_the_windows_when_asked(project,
                  "--trigger", "schedule")
     assert result.exit_code == 0, result.output
     decision = PromotionDecision.read(decision_file)
-    assert decision.promote and decision.lower > 0 and decision.replicas == 3
+    assert decision.promote and decision.lower > 0 and decision.challenger_fits == decision.champion_fits == 4
     assert registry.champion() != weak and registry.decisions()[0]["trigger"] == "schedule"
     moved = yaml.safe_load(project.read_text())["windows"]
     assert (moved["train"], moved["current"]) == ("2013-04..2013-06", "2013-07")
@@ -170,7 +176,8 @@ def test_a_promotion_writes_the_report_and_moves_the_windows_when_asked(project,
     assert text.startswith("# Retraining: ") and "promoted ✅" in text.splitlines()[0]
     assert f"| champion   | `{weak[:12]}` | 2013-01-01..2013-01-03 | {decision.champion_f1:.3f}" in text
     assert f"{decision.challenger_f1:.3f}" in text and f"**{decision.lower:+.3f}**" in text
-    assert "over 3 refits" in text and "All 2 gates passed" in text
+    assert "mean F1 of its fits on 2013-07" in text and "All 2 gates passed" in text
+    assert f"| {decision.challenger_sd:.3f} | 4      | {decision.challenger_model_f1:.3f}" in text
 
 
 def test_a_rejection_leaves_the_params_file_alone(project, tmp_path):

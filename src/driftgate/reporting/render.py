@@ -179,15 +179,21 @@ def retrain_markdown(outcome, rows: str = "rows", title: str = "") -> str:
     heading = f"# Retraining{f': {title}' if title else ''}: {mark}"
     required = (f"{d.required:.3f} ({d.margin:.1%} of the champion's F1)" if d.margin_kind == "relative"
                 else f"{d.required:.3f} (absolute)")
+    recipes = d.champion_sd is not None
+    own = (lambda f1: score(f1)) if recipes else (lambda _f1: None)
     table = [["champion", f"`{outcome.champion[:12]}`", outcome.champion_window or "(not on its card)", score(d.champion_f1)],
              ["challenger", f"`{outcome.challenger[:12]}`", outcome.training_window, score(d.challenger_f1)]]
-    noise = (f", and the retraining noise: F1 sd {d.retrain_sd:.4f} over {d.replicas} refits on resampled {rows}"
-             if d.retrain_sd is not None else "")
+    headers = ["", "model", "trained on", f"F1 on {outcome.evaluation_window}"]
+    if recipes:  # the recipes' means decide; the models' own F1s beside them
+        headers = [*headers[:3], f"mean F1 of its fits on {outcome.evaluation_window}", "sd", "fits", "the model's own F1"]
+        table[0] += [score(d.champion_sd), str(d.champion_fits), own(d.champion_model_f1)]
+        table[1] += [score(d.challenger_sd), str(d.challenger_fits), own(d.challenger_model_f1)]
+    noise = (f", and the noise of the two means over their fits (each model and its recipe refitted on resampled {rows})"
+             if recipes else "")
     lines = [heading, "", d.reason[0].upper() + d.reason[1:] + ".", "",
              f"Both models scored on the same {d.rows:,} {rows} of {outcome.evaluation_window}, which neither trained on "
              f"(decision {outcome.decision_id}).", "",
-             tabulate(table, headers=["", "model", "trained on", f"F1 on {outcome.evaluation_window}"], tablefmt="github",
-                      disable_numparse=True), "",
+             tabulate(table, headers=headers, tablefmt="github", disable_numparse=True), "",
              f"- Difference (challenger - champion): **{d.difference:+.3f}**; required: {required}",
              f"- One-sided {d.confidence:.0%} lower bound: **{d.lower:+.3f}** (paired bootstrap over the same {rows}{noise})",
              "", "## The challenger's gates", "", gate_markdown(outcome.gates)]

@@ -44,7 +44,6 @@ class RetrainOutcome:
     training_window: str = ""  # the challenger's
     champion_window: str | None = None  # as the champion's card says
     evaluation_window: str = ""
-    replica_f1: tuple[float, ...] = ()  # the challenger's recipe refitted on resampled rows, F1 on the evaluation rows
 
 
 def _bytes(pipeline) -> tuple[bytes, str]:
@@ -124,14 +123,17 @@ def retrain(params: Params, paths: Paths, registry: ModelRegistry, trigger: str 
     champion_scores = champion.predict_proba(_as_features(scored, champion_card))[:, 1]
     challenger_scores = pipeline.predict_proba(features_frame(scored, schema))[:, 1]
     threshold = params.model.threshold
-    replica_f1 = _refits(fit_rows, challenger_params, schema, scored, y, threshold, say)
-    retrain_sd = float(np.std(replica_f1, ddof=1)) if len(replica_f1) >= 2 else None
+    count = params.retraining.replicas
+    challenger_refits = _refits("challenger", fit_rows, challenger_params, schema, scored, y, threshold, count, say)
+    champion_recipe = _champion_recipe(params, champion_card, dataset, say) if count else None
+    champion_refits = (_refits("champion", champion_recipe[0], champion_recipe[1], champion_recipe[2], scored, y,
+                               float(champion_card.get("threshold", threshold)), count, say) if champion_recipe else [])
     metrics = {"holdout": {"f1": f1_at(labels(holdout), pipeline.predict_proba(features_frame(holdout, schema))[:, 1], threshold)},
                "current": {"f1": f1_at(y, challenger_scores, threshold), "window": evaluation.label}}
     gates = GateVerdicts.of(f1_gates(metrics, params.gates, None, False))
     failed = "; ".join(f"{g.gate} {g.value:.3f} < {g.threshold:g}" if g.value is not None else g.gate for g in gates.failed)
     decision = decide(y, champion_scores, challenger_scores, float(champion_card.get("threshold", threshold)), threshold,
-                      params.retraining, gates.passed, failed, retrain_sd, len(replica_f1))
+                      params.retraining, gates.passed, failed, *((champion_refits, challenger_refits) if count else ()))
     outcome = "promoted" if decision.promote else "rejected"
     row = {"trigger": trigger, "champion_sha256": champion_sha, "challenger_sha256": challenger_sha,
            "training_window": window.label, "evaluation_window": evaluation.label,
@@ -140,30 +142,30 @@ def retrain(params: Params, paths: Paths, registry: ModelRegistry, trigger: str 
            "difference": decision.difference, "lower": decision.lower, "confidence": decision.confidence,
            "margin": decision.margin, "margin_kind": decision.margin_kind, "outcome": outcome, "reason": decision.reason,
            "details": {"gates": gates.to_json(), "fit_rows": len(fit_rows), "fit_time_range":
-                       [str(fit_rows[TIME].min()), str(fit_rows[TIME].max())], "retrain_sd": retrain_sd,
-                       "replica_f1": [round(f, 6) for f in replica_f1], "required": decision.required}}
+                       [str(fit_rows[TIME].min()), str(fit_rows[TIME].max())], "required": decision.required,
+                       "champion_model_f1": decision.champion_model_f1, "challenger_model_f1": decision.challenger_model_f1,
+                       "champion_refit_f1": [round(f, 6) for f in champion_refits],
+                       "challenger_refit_f1": [round(f, 6) for f in challenger_refits],
+                       "champion_sd": decision.champion_sd, "challenger_sd": decision.challenger_sd}}
     decision_id = registry.record_decision(row)
     if decision.promote:
         registry.set_champion(challenger_sha, f"promoted by decision {decision_id}: {decision.reason}")
     say(decision.reason)
     return RetrainOutcome(decision, decision_id, champion_sha, challenger_sha, gates, outcome, window.label,
-                          champion_card.get("train_window"), evaluation.label, tuple(replica_f1))
+                          champion_card.get("train_window"), evaluation.label)
 
 
-def _refits(fit_rows: pd.DataFrame, params: Params, schema, scored: pd.DataFrame, y: np.ndarray, threshold: float,
-            say: Say) -> list[float]:
-    """The challenger's F1 on the evaluation rows when its recipe is refitted on resamples of its rows.
-
-    retraining.replicas fits, each on a bootstrap resample (drawn with retraining.seed) of the
-    training rows: what a retraining on freshly collected rows of the same process could have given.
-    """
+def _refits(side: str, fit_rows: pd.DataFrame, params: Params, schema, scored: pd.DataFrame, y: np.ndarray,
+            threshold: float, count: int, say: Say) -> list[float]:
+    """One recipe's F1 on the evaluation rows when it is refitted `count` times, each time on a
+    bootstrap resample (drawn with retraining.seed) of its training rows: what a retraining on
+    freshly collected rows of the same process could have given."""
     from driftgate.model import train
     from driftgate.retraining.rule import f1_at
 
-    count = params.retraining.replicas
     if count < 2:
         return []
-    say(f"refitting the challenger {count} times on resampled {params.project.rows} to measure the retraining noise")
+    say(f"refitting the {side}'s recipe {count} times on resampled {params.project.rows} ({len(fit_rows):,} each)")
     rng = np.random.default_rng(params.retraining.seed)
     features = features_frame(scored, schema)
     found = []
@@ -172,6 +174,27 @@ def _refits(fit_rows: pd.DataFrame, params: Params, schema, scored: pd.DataFrame
         refit = train.fit(fit_rows.iloc[picked], params, schema)
         found.append(f1_at(y, refit.predict_proba(features)[:, 1], threshold))
     return found
+
+
+def _champion_recipe(params: Params, card: dict, dataset: pd.DataFrame, say: Say):
+    """(training rows, params, schema) the champion was fitted with, from its card; None (said)
+    when the card or this dataset cannot give them: the rule then borrows the challenger's spread."""
+    from driftgate.config import ModelConfig, parse_window
+    from driftgate.data.dataset import FeatureSchema
+
+    try:
+        window = parse_window(card["train_window"], "the champion's card: train_window")
+        model = ModelConfig.model_validate(card["params"])
+        schema = FeatureSchema.from_dict(card["features"])
+        rows, _ = time_split(select_window(dataset, window, "the champion's train_window"), params.windows.holdout_fraction)
+    except (KeyError, TypeError, ValueError, DataError, ConfigError) as exc:
+        say(f"the champion's recipe cannot be refitted ({exc}): its spread is taken to be the challenger's")
+        return None
+    if not len(rows) or rows[LABEL].nunique() < 2:
+        say("the champion's training window has too few labelled rows here to refit: its spread is taken to be the challenger's")
+        return None
+    recipe = params.model_copy(update={"model": model, "windows": params.windows.model_copy(update={"train": window})})
+    return rows, recipe, schema
 
 
 def _as_features(frame: pd.DataFrame, card: dict) -> pd.DataFrame:

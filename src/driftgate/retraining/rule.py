@@ -16,13 +16,16 @@ n rows drawn with replacement those eight counts are exactly multinomial(n, shar
 So each draw is one multinomial vector of 8 counts, the same distribution as resampling indices,
 at a cost that does not grow with the rows (2000 draws take about a millisecond).
 
-The rows are not the only noise. Two models fitted by the same recipe on two samples of the same
-process differ by chance too, and on the bundled data that spread (an F1 sd of about 0.005 between
-refits) is larger than the evaluation rows' paired noise: a bound that ignores it promoted 13.5% of
-equally good challengers. So the controller refits the challenger `replicas` times on resampled rows
-and passes the sd of their F1 on the evaluation rows; each bootstrap draw then also adds
-sqrt(2) x sd x t(replicas - 1): the champion is one such draw and the challenger another, and the
-t-distribution pays for an sd measured from a few refits (benchmarks/promotion_rule.py).
+The rows are not the only noise. Two fits of one recipe (pipeline, settings, training window) on
+two samples of the same process differ by chance too, and on the bundled data a fit's lead on one
+window does not carry over to the next (the F1s of 201 such fits on the January-March holdout and on
+April are uncorrelated): what a swap can be expected to gain is the difference between the recipes,
+not between two fits. So, given `refits`, the rule compares recipes: the champion's recipe (its
+card's settings and training window) and the challenger's are each fitted `retraining.replicas`
+more times on resampled rows, every fit is scored on the same evaluation rows, and the difference
+is the one of the mean F1s (each model with its refits). Its bound adds to each paired bootstrap
+draw of the rows' noise a draw of the means' noise, se x t(df), se = sqrt(sd_a^2 / n_a + sd_b^2 / n_b)
+(Welch); a side with a single fit borrows the other's sd. benchmarks/promotion_rule.py measures it.
 """
 
 from __future__ import annotations
@@ -118,18 +121,10 @@ def _kind_counts(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return champion, challenger
 
 
-def paired_difference(y, champion_pred: np.ndarray, challenger_pred: np.ndarray, draws: int, confidence: float,
-                      seed: int, retrain_sd: float | None = None, replicas: int = 0) -> tuple[float, float]:
-    """(challenger F1 - champion F1 on all rows, one-sided paired bootstrap lower bound at `confidence`).
-
-    Each of `draws` resamples takes n rows with replacement, the same rows for both models; the
-    lower bound is the (1 - confidence) quantile of the resampled differences. With `retrain_sd`
-    measured over `replicas` (>= 2) refits, each draw also adds the retraining noise of both models.
-    """
-    labels = _labels(y)
+def _bootstrap(labels: np.ndarray, champion: np.ndarray, challenger: np.ndarray, draws: int, confidence: float,
+               rng: np.random.Generator) -> tuple[float, np.ndarray]:
+    """(observed F1 difference, `draws` paired bootstrap differences) of two decision vectors."""
     rows = len(labels)
-    champion = _decisions("champion decisions", champion_pred, rows)
-    challenger = _decisions("challenger decisions", challenger_pred, rows)
     if int(draws) < 1:
         raise DataError(f"{WHERE}: draws", f"{draws} resamples cannot give a bound", "use retraining.draws (default 2000)")
     if not 0.0 < float(confidence) < 1.0:
@@ -137,17 +132,49 @@ def paired_difference(y, champion_pred: np.ndarray, challenger_pred: np.ndarray,
     kinds = 4 * labels.astype(np.int64) + 2 * champion + challenger
     observed = np.bincount(kinds, minlength=8)
     champion_f1, challenger_f1 = _kind_counts(observed)
-    rng = np.random.default_rng(seed)
     resampled = rng.multinomial(rows, observed / rows, size=int(draws))
     champion_b, challenger_b = _kind_counts(resampled)
-    differences = challenger_b - champion_b
-    if retrain_sd is not None:
-        if not np.isfinite(retrain_sd) or retrain_sd < 0 or int(replicas) < 2:
-            raise DataError(f"{WHERE}: retraining spread", f"sd {retrain_sd!r} over {replicas} refit(s) cannot widen the bound",
-                            "measure it over 2 or more refits (retraining.replicas), or pass none")
-        differences = differences + np.sqrt(2.0) * retrain_sd * rng.standard_t(int(replicas) - 1, size=int(draws))
-    lower = float(np.quantile(differences, 1.0 - float(confidence)))
-    return float(challenger_f1 - champion_f1), lower
+    return float(challenger_f1 - champion_f1), challenger_b - champion_b
+
+
+def paired_difference(y, champion_pred: np.ndarray, challenger_pred: np.ndarray, draws: int, confidence: float,
+                      seed: int) -> tuple[float, float]:
+    """(challenger F1 - champion F1 on all rows, one-sided paired bootstrap lower bound at `confidence`).
+
+    Each of `draws` resamples takes n rows with replacement, the same rows for both models; the
+    lower bound is the (1 - confidence) quantile of the resampled differences.
+    """
+    labels = _labels(y)
+    rows = len(labels)
+    champion = _decisions("champion decisions", champion_pred, rows)
+    challenger = _decisions("challenger decisions", challenger_pred, rows)
+    difference, resampled = _bootstrap(labels, champion, challenger, draws, confidence, np.random.default_rng(seed))
+    return difference, float(np.quantile(resampled, 1.0 - float(confidence)))
+
+
+def _fits(what: str, values, empty: bool = False) -> np.ndarray:
+    found = np.asarray([] if values is None else values, dtype=float)
+    if found.ndim != 1 or found.size < (0 if empty else 1) or not np.isfinite(found).all():
+        raise DataError(f"{WHERE}: {what}", f"expected one finite F1 per fit, got {values!r}",
+                        "pass the F1 of the model and of each refit on the evaluation rows")
+    return found
+
+
+def recipe_spread(champion_fits, challenger_fits) -> tuple[float, int, float, float]:
+    """(se of the difference of the mean F1s, Welch's degrees of freedom, sd champion, sd challenger).
+    A side with one fit borrows the other side's sd; with one fit on both there is no spread."""
+    a, b = _fits("champion fits", champion_fits), _fits("challenger fits", challenger_fits)
+    if a.size < 2 and b.size < 2:
+        raise DataError(f"{WHERE}: fits", "one fit per side has no spread to measure",
+                        "refit at least one side twice or more (retraining.replicas), or pass no fits")
+    sd_a = float(np.std(a, ddof=1)) if a.size >= 2 else float(np.std(b, ddof=1))
+    sd_b = float(np.std(b, ddof=1)) if b.size >= 2 else sd_a
+    va, vb = sd_a**2 / a.size, sd_b**2 / b.size
+    se = float(np.sqrt(va + vb))
+    measured = [(v, n) for v, n in ((va, a.size), (vb, b.size)) if n >= 2]
+    denominator = sum(v**2 / (n - 1) for v, n in measured)
+    df = (va + vb) ** 2 / denominator if denominator > 0 else float(sum(n - 1 for _, n in measured))
+    return se, max(1, int(df)), sd_a, sd_b
 
 
 def _percent(share: float) -> str:
@@ -159,23 +186,40 @@ def _signed(value: float) -> str:
 
 
 def decide(y: np.ndarray, champion_scores: np.ndarray, challenger_scores: np.ndarray, champion_threshold: float,
-           challenger_threshold: float, settings: RetrainingConfig, gates_passed: bool = True,
-           gate_reason: str = "", retrain_sd: float | None = None, replicas: int = 0) -> PromotionDecision:
+           challenger_threshold: float, settings: RetrainingConfig, gates_passed: bool = True, gate_reason: str = "",
+           champion_refits=None, challenger_refits=None) -> PromotionDecision:
     """The rule's verdict on two models scored on the same rows, with the reason in words.
 
-    `retrain_sd`: the sd of the challenger's F1 over `replicas` refits on resampled rows (see the
-    module's docstring); None leaves only the evaluation rows' noise in the bound."""
+    Without refits: the two models' F1s and the rows' noise. With `champion_refits` and
+    `challenger_refits` (the F1 on these rows of each recipe refitted on resampled rows, either may
+    be empty): the recipes' mean F1s (each model with its refits), and the bound also carries the
+    means' noise (see the module's docstring)."""
     labels = _labels(y)
     rows = len(labels)
     champion = _scores("champion scores", champion_scores, rows) >= _threshold("champion scores", champion_threshold)
     challenger = _scores("challenger scores", challenger_scores, rows) >= _threshold("challenger scores", challenger_threshold)
     positive = labels == 1
-    champion_f1 = float(_f1(np.sum(positive & champion), np.sum(~positive & champion), np.sum(positive & ~champion)))
-    challenger_f1 = float(_f1(np.sum(positive & challenger), np.sum(~positive & challenger), np.sum(positive & ~challenger)))
-    difference, lower = paired_difference(labels, champion, challenger, settings.draws, settings.confidence, settings.seed,
-                                          retrain_sd, replicas)
-    noise = (f"the rows' and the retraining noise (F1 sd {retrain_sd:.4f} over {replicas} refits)" if retrain_sd is not None
-             else "the rows' noise only")
+    champion_model = float(_f1(np.sum(positive & champion), np.sum(~positive & champion), np.sum(positive & ~champion)))
+    challenger_model = float(_f1(np.sum(positive & challenger), np.sum(~positive & challenger), np.sum(positive & ~challenger)))
+    rng = np.random.default_rng(settings.seed)
+    pair, resampled = _bootstrap(labels, champion, challenger, settings.draws, settings.confidence, rng)
+    recipes = champion_refits is not None or challenger_refits is not None
+    sd_a = sd_b = None
+    if recipes:
+        a = np.concatenate([[champion_model], _fits("champion refits", champion_refits, empty=True)])
+        b = np.concatenate([[challenger_model], _fits("challenger refits", challenger_refits, empty=True)])
+        se, df, sd_a, sd_b = recipe_spread(a, b)
+        champion_f1, challenger_f1 = float(a.mean()), float(b.mean())
+        difference = challenger_f1 - champion_f1
+        # the rows' noise of the pair, centred, plus the noise of the two means
+        draws = difference + (resampled - pair) + se * rng.standard_t(df, size=int(settings.draws))
+        fits = f"mean F1 of {a.size} and {b.size} fits: each model and its recipe refitted on resampled rows"
+        noise = f"the rows' and the refits' noise (F1 sd {sd_a:.4f} and {sd_b:.4f})"
+        fits_a, fits_b = int(a.size), int(b.size)
+    else:
+        champion_f1, challenger_f1, difference, draws = champion_model, challenger_model, pair, resampled
+        fits, noise, fits_a, fits_b = "F1", "the rows' noise only", 1, 1
+    lower = float(np.quantile(draws, 1.0 - float(settings.confidence)))
     relative = settings.margin_kind == "relative"
     required = settings.margin * champion_f1 if relative else settings.margin
     margin_words = (f"the required {required:.3f} ({_percent(settings.margin)} of the champion's F1)" if relative
@@ -184,22 +228,20 @@ def decide(y: np.ndarray, champion_scores: np.ndarray, challenger_scores: np.nda
     enough = difference >= required - TOLERANCE
     above_zero = lower > 0.0
     promote = bool(gates_passed and enough and above_zero)
+    change = f"{fits} {champion_f1:.3f} -> {challenger_f1:.3f}"
     if not gates_passed:
         reason = "rejected: the challenger fails the gates" + (f" ({gate_reason})" if gate_reason else "")
     elif not enough:
-        reason = (f"rejected: {_signed(difference)} is under {margin_words} "
-                  f"(F1 {champion_f1:.3f} -> {challenger_f1:.3f}, {level} lower bound {_signed(lower)})")
+        reason = f"rejected: {_signed(difference)} is under {margin_words} ({change}, {level} lower bound {_signed(lower)})"
     elif not above_zero:
         reason = (f"rejected: {_signed(difference)} reaches {margin_words}, but the {level} lower bound "
-                  f"{_signed(lower)} with {noise} is not above 0, so the gain may be noise "
-                  f"(F1 {champion_f1:.3f} -> {challenger_f1:.3f})")
+                  f"{_signed(lower)} with {noise} is not above 0, so the gain may be noise ({change})")
     else:
         short = f"required {required:.3f}" if relative else f"margin {required:.3f}"
-        reason = (f"promoted: F1 {champion_f1:.3f} -> {challenger_f1:.3f} ({_signed(difference)} >= {short}), "
-                  f"{level} lower bound {_signed(lower)} > 0 with {noise}")
+        reason = f"promoted: {change} ({_signed(difference)} >= {short}), {level} lower bound {_signed(lower)} > 0 with {noise}"
     return PromotionDecision(
         promote=promote, rows=rows, champion_f1=champion_f1, challenger_f1=challenger_f1, difference=difference,
         lower=lower, confidence=settings.confidence, margin=settings.margin, margin_kind=settings.margin_kind,
-        required=float(required), gates_passed=bool(gates_passed), reason=reason,
-        retrain_sd=None if retrain_sd is None else float(retrain_sd), replicas=int(replicas) if retrain_sd is not None else 0,
+        required=float(required), gates_passed=bool(gates_passed), reason=reason, champion_model_f1=champion_model,
+        challenger_model_f1=challenger_model, champion_fits=fits_a, challenger_fits=fits_b, champion_sd=sd_a, challenger_sd=sd_b,
     )

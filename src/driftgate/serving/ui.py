@@ -313,10 +313,12 @@ def _compared_lines(d: Decision | Comparison, rows: str, details: dict | None) -
     if d.margin_kind == "relative" and details.get("required") is not None:
         lines[-1] += f", i.e. a required difference of {details['required']:.3f}"
     lines[-1] += ".</p>"
-    if details.get("retrain_sd") is not None:
-        refits = len(details.get("replica_f1") or [])
-        lines.append(f"<p>Retraining noise: the challenger's F1 varies with sd {details['retrain_sd']:.4f} over "
-                     f"{refits or 'its'} refits on resampled {escape(rows)}; the lower bound includes it.</p>")
+    if details.get("champion_sd") is not None:
+        fits = (1 + len(details.get("champion_refit_f1") or []), 1 + len(details.get("challenger_refit_f1") or []))
+        lines.append(f"<p>The F1s are the means over each recipe's fits ({fits[0]} and {fits[1]}: the model and its recipe "
+                     f"refitted on resampled {escape(rows)}; sd {details['champion_sd']:.4f} and {details['challenger_sd']:.4f}); "
+                     f"the models' own F1s: {_f1(details.get('champion_model_f1'))} and {_f1(details.get('challenger_model_f1'))}. "
+                     "The lower bound includes the noise of both means.</p>")
     return lines
 
 
