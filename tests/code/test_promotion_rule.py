@@ -200,7 +200,7 @@ def test_with_refits_the_recipes_means_decide_and_the_bound_carries_their_noise(
     assert (recipes.champion_fits, recipes.challenger_fits) == (4, 4)
     assert recipes.champion_sd == pytest.approx(np.std([base, *champion_refits], ddof=1))
     assert recipes.lower < alone.lower  # the means' noise widens the bound
-    assert recipes.promote and "mean F1 of 4 and 4 fits" in recipes.reason
+    assert recipes.promote and "over 4 fits each: each model and its recipe refitted" in recipes.reason
 
 
 def test_refits_that_spread_as_much_as_the_gain_keep_the_challenger_out():

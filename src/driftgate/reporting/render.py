@@ -180,16 +180,18 @@ def retrain_markdown(outcome, rows: str = "rows", title: str = "") -> str:
     required = (f"{d.required:.3f} ({d.margin:.1%} of the champion's F1)" if d.margin_kind == "relative"
                 else f"{d.required:.3f} (absolute)")
     recipes = d.champion_sd is not None
-    own = (lambda f1: score(f1)) if recipes else (lambda _f1: None)
-    table = [["champion", f"`{outcome.champion[:12]}`", outcome.champion_window or "(not on its card)", score(d.champion_f1)],
-             ["challenger", f"`{outcome.challenger[:12]}`", outcome.training_window, score(d.challenger_f1)]]
+
+    def f1(value: float | None) -> str:  # as the reason writes them
+        return "n/a" if value is None else f"{value:.3f}"
+
+    table = [["champion", f"`{outcome.champion[:12]}`", outcome.champion_window or "(not on its card)", f1(d.champion_f1)],
+             ["challenger", f"`{outcome.challenger[:12]}`", outcome.training_window, f1(d.challenger_f1)]]
     headers = ["", "model", "trained on", f"F1 on {outcome.evaluation_window}"]
     if recipes:  # the recipes' means decide; the models' own F1s beside them
         headers = [*headers[:3], f"mean F1 of its fits on {outcome.evaluation_window}", "sd", "fits", "the model's own F1"]
-        table[0] += [score(d.champion_sd), str(d.champion_fits), own(d.champion_model_f1)]
-        table[1] += [score(d.challenger_sd), str(d.challenger_fits), own(d.challenger_model_f1)]
-    noise = (f", and the noise of the two means over their fits (each model and its recipe refitted on resampled {rows})"
-             if recipes else "")
+        table[0] += [f"{d.champion_sd:.4f}", str(d.champion_fits), f1(d.champion_model_f1)]
+        table[1] += [f"{d.challenger_sd:.4f}", str(d.challenger_fits), f1(d.challenger_model_f1)]
+    noise = f", and the noise of the two means: each model and its recipe refitted on resampled {rows}" if recipes else ""
     lines = [heading, "", d.reason[0].upper() + d.reason[1:] + ".", "",
              f"Both models scored on the same {d.rows:,} {rows} of {outcome.evaluation_window}, which neither trained on "
              f"(decision {outcome.decision_id}).", "",

@@ -213,12 +213,13 @@ def decide(y: np.ndarray, champion_scores: np.ndarray, challenger_scores: np.nda
         difference = challenger_f1 - champion_f1
         # the rows' noise of the pair, centred, plus the noise of the two means
         draws = difference + (resampled - pair) + se * rng.standard_t(df, size=int(settings.draws))
-        fits = f"mean F1 of {a.size} and {b.size} fits: each model and its recipe refitted on resampled rows"
+        fits_words = (f"{a.size} fits each" if a.size == b.size else f"{a.size} and {b.size} fits")
+        fits = f"over {fits_words}: each model and its recipe refitted on resampled rows"
         noise = f"the rows' and the refits' noise (F1 sd {sd_a:.4f} and {sd_b:.4f})"
         fits_a, fits_b = int(a.size), int(b.size)
     else:
         champion_f1, challenger_f1, difference, draws = champion_model, challenger_model, pair, resampled
-        fits, noise, fits_a, fits_b = "F1", "the rows' noise only", 1, 1
+        fits, noise, fits_a, fits_b = "", "the rows' noise only", 1, 1
     lower = float(np.quantile(draws, 1.0 - float(settings.confidence)))
     relative = settings.margin_kind == "relative"
     required = settings.margin * champion_f1 if relative else settings.margin
@@ -228,7 +229,8 @@ def decide(y: np.ndarray, champion_scores: np.ndarray, challenger_scores: np.nda
     enough = difference >= required - TOLERANCE
     above_zero = lower > 0.0
     promote = bool(gates_passed and enough and above_zero)
-    change = f"{fits} {champion_f1:.3f} -> {challenger_f1:.3f}"
+    change = (f"mean F1 {champion_f1:.3f} -> {challenger_f1:.3f} {fits}" if recipes
+              else f"F1 {champion_f1:.3f} -> {challenger_f1:.3f}")
     if not gates_passed:
         reason = "rejected: the challenger fails the gates" + (f" ({gate_reason})" if gate_reason else "")
     elif not enough:
