@@ -1,4 +1,4 @@
-"""How often the promotion rule promotes an equally good challenger, and how often a better one.
+"""How often the promotion rule, which compares recipes, promotes an equally good recipe, and how often a better one.
 
     python benchmarks/promotion_rule.py [--challengers 200] [--max-iter 300] [--evaluation holdout|2013-04]
                                         [--trials 2000] [--out reports/benchmarks/promotion_rule.json]
@@ -7,7 +7,7 @@
 Reads artifacts/dataset.parquet and params.yaml (`driftgate data && dvc repro validate`). Every
 model is the project's pipeline (driftgate.model.train.fit) fitted like `driftgate train` does, on
 windows.train minus its holdout, at the real size (model.max_iter 300 as in params.yaml; one fit
-takes 1.5-3 s on one core, so the 201 fits take about 10 minutes with OMP_NUM_THREADS=1). All
+takes 1.5-3.5 s on one core, so the 201 fits take about 10 minutes with OMP_NUM_THREADS=1). All
 models are scored on the same evaluation rows that none trained on: the holdout by default, or a
 later labelled window. The fitted scores are kept in --cache (not part of the repository); a rerun
 with the same fits, max_iter, evaluation rows, data and model settings reuses them, any other
@@ -17,28 +17,39 @@ The model's seed alone changes nothing: HistGradientBoostingClassifier without e
 feature subsampling fits the same trees for every random_state (the benchmark checks this and
 says so). So each model here is fitted on a bootstrap resample of the training rows drawn with
 its seed: retraining on "the same data" then varies the way a real retraining on freshly
-collected rows of the same process would.
+collected rows of the same process would, and the way the controller's refits do
+(driftgate.retraining.controller._refits).
 
-The pool holds N + 1 such fits (fit 0 and N challengers). Every trial gives the rule a retraining
-spread measured the way the controller measures it (retraining.replicas refits of the recipe on
-resampled rows, driftgate.retraining.controller._refits): the sd (ddof=1) of the F1 of
-`replicas` other fits of the pool, neither the trial's champion nor its challenger.
+The rule is driftgate.retraining.rule.decide as the controller calls it, with params.yaml's
+retraining settings: with retraining.replicas = R >= 2 it is given the F1s of R refits of each
+recipe (champion_refits=, challenger_refits=) and compares the mean F1s of the 1 + R fits of each
+side; with R = 0 it compares the two models with the rows' noise only. A retraining then fits
+2R + 1 models (the challenger and R refits of each recipe). The pool holds N + 1 fits of one
+recipe (fit 0 and N others); each trial takes 2R + 2 distinct fits of it: the champion model and
+its R refits, the challenger model and its R refits.
 
-(a) Null: champion and challenger are two fits of the pool, equally good by construction. Share
-    promoted, with a 95% Wilson interval, by the rule with the retraining spread (the current
-    rule), by the rule without it (the paired rows-only bound, the previous rule), by the peers'
-    point estimates on different rows (the champion's F1 on one random half of the evaluation rows,
-    the challenger's on the other, promote if the difference reaches the margin), and by point
-    estimates on the same rows with no interval. Each for a fixed champion (fit 0, challengers
-    1..N), for --trials random pairs of distinct fits, and for --trials random pairs whose champion
-    is among the 10% worst fits of the pool (an unlucky champion is where a null rule fails).
-    Goal: at most 5% for the rule.
-(b) Power: challengers made better by a known amount. "corrected champion": the champion with
-    randomly chosen wrong decisions turned right until its F1 has risen by +0.01/+0.02/+0.03.
-    "corrected retrain": another fit of the pool corrected the same way until its F1 is that far
-    above the champion's (left as it is if it is already that far above), so the two still
-    disagree on many rows as retrained models do. For the fixed champion (N trials) and for
-    --trials random champions. Goal: at least 80% promoted at +0.02.
+(a) Null: champion and challenger recipes are the same recipe, so equally good by construction.
+    Share promoted, with a 95% Wilson interval, by the rule (R refits per side), by the recipes'
+    mean F1s with no interval (difference >= margin), by the rows-only paired bound (decide
+    without refits: two models, the rule before refits), by the peers' point estimates on
+    different rows (the champion's F1 on one random half of the evaluation rows, the
+    challenger's on the other, promote if the difference reaches the margin), and by the two
+    models' point estimates on the same rows with no interval. Each for a fixed champion model
+    (fit 0, challengers 1..N), for --trials random draws, and for --trials draws whose champion
+    model is among the 10% worst fits of the pool (an unlucky champion is where a null rule
+    fails). Goal: at most 5% for the rule.
+(b) Power: challenger recipes better by a known amount, made by turning randomly chosen wrong
+    decisions right (the fewest that lift F1 by the gain). "corrected champion": the challenger
+    model is the champion model corrected to +0.01/+0.02/+0.03 above it, and each of its R
+    refits is one of the champion's refits corrected the same way above itself. "corrected
+    retrain": the challenger is another fit corrected to the gain above itself, and its refits
+    are R other fits each corrected to the gain above itself, so the recipe is better by the
+    gain while its model may be above or below the champion's, as a retrained model is. For
+    the fixed champion (N trials) and for --trials random champions. Goal: at least 80%
+    promoted at +0.02.
+(c) R sweep: the rule's null (random draws and worst-decile champions) and its power at +0.02
+    (random champions) for R in 0, 4, 8 and 16, on the same draws (the first R refits of 16),
+    with the fits and the time a retraining then takes.
 
 The intervals treat trials as independent. They are not quite: trials that share a fit are
 correlated, and the fixed-champion column shares one champion, so it describes that champion only.
@@ -60,6 +71,8 @@ ROOT = Path(__file__).resolve().parents[1]
 GAINS = (0.01, 0.02, 0.03)
 CACHE = ROOT / "reports" / "benchmarks" / "promotion_rule_scores.npz"
 WORST = 0.10  # "unlucky champions": the lowest decile of the pool's F1
+SWEEP = (0, 4, 8, 16)  # retraining.replicas values compared
+SWEEP_GAIN = 0.02  # the gain the power goal and the sweep use
 CACHE_FORMAT = 1  # bump when the way a fit is made changes
 
 
@@ -198,96 +211,132 @@ def share(promoted: int, trials: int) -> dict:
 
 
 def run(args) -> dict:
-    from driftgate.config import RetrainingConfig
+    from driftgate.config import load_params
     from driftgate.retraining.rule import decide, f1_at
 
-    settings = RetrainingConfig()
+    settings = load_params(ROOT / "params.yaml").retraining
     replicas, margin = settings.replicas, settings.margin
+    sweep = sorted(set(SWEEP) | {replicas})
+    deepest = max(sweep)
     fits = args.challengers + 1
     y, scores, threshold, info = fitted_scores(fits, args.max_iter, args.evaluation, args.cache)
     preds = scores >= threshold
     f1s = np.array([f1_at(y, s, threshold) for s in scores])
     order = np.argsort(f1s, kind="stable")
     worst = order[: max(1, int(np.ceil(WORST * fits)))]
+    everyone = np.arange(fits)
+    timing = {"seconds": 0.0, "decisions": 0}
     spreads: list[float] = []
 
-    def spread(rng: np.random.Generator, *taken: int) -> float:
-        """sd (ddof=1) of the F1 of `replicas` fits of the pool other than `taken`: the controller's measure."""
-        others = np.setdiff1d(np.arange(fits), np.array(taken))
-        sd = float(np.std(f1s[rng.choice(others, size=replicas, replace=False)], ddof=1))
-        spreads.append(sd)
-        return sd
-
-    def pair(rng: np.random.Generator, champions: np.ndarray) -> tuple[int, int]:
+    def draw(rng: np.random.Generator, champions: np.ndarray, challenger: int | None = None):
+        """(champion model, challenger model, the champion's `deepest` refits, the challenger's): distinct fits."""
         a = int(rng.choice(champions))
-        b = int(rng.integers(fits - 1))
-        return a, b + (b >= a)
+        rest = rng.permutation(np.setdiff1d(everyone, [a] if challenger is None else [a, challenger]))
+        if challenger is None:
+            challenger, rest = int(rest[0]), rest[1:]
+        return a, int(challenger), rest[:deepest], rest[deepest:2 * deepest]
+
+    def rule(a: int, challenger_scores: np.ndarray, challenger_threshold: float, champion_refits: np.ndarray,
+             challenger_refits: np.ndarray, count: int, seed: int):
+        """decide() as the controller calls it with retraining.replicas = count (0: no refits)."""
+        rule_settings = settings.model_copy(update={"seed": seed})
+        extra = {} if count == 0 else {"champion_refits": champion_refits[:count], "challenger_refits": challenger_refits[:count]}
+        started = time.perf_counter()
+        decision = decide(y, scores[a], challenger_scores, threshold, challenger_threshold, rule_settings, **extra)
+        timing["seconds"] += time.perf_counter() - started
+        timing["decisions"] += 1
+        return decision
+
+    def lifted(indices: np.ndarray, gain: float, rng: np.random.Generator) -> np.ndarray | None:
+        """F1 of each fit in `indices` corrected to `gain` above itself (None if one cannot get there)."""
+        found = [corrected(y, preds[i], f1s[i] + gain, rng) for i in indices]
+        if any(better is None for better in found):
+            return None
+        return np.array([f1_at(y, better.astype(float), 0.5) for better in found])
 
     print("null trials ...", file=sys.stderr)
-    started = time.perf_counter()
-    rules = ("the rule with the retraining spread (current)", "the rule without it (rows-only bound, previous rule)",
-             "point estimates on different rows (halves), diff >= margin", "point estimates on the same rows, no interval")
-    columns = {"fixed champion (fit 0)": [(0, b) for b in range(1, fits)],
-               "random pairs": None, f"champion among the {WORST:.0%} worst fits": None}
+    rules = (f"the rule: recipes, {replicas} refits per side (current)",
+             f"the recipes' mean F1s ({replicas} refits per side), no interval",
+             "rows-only paired bound, no refits (the rule before refits)",
+             "point estimates on different rows (halves), diff >= margin",
+             "point estimates on the same rows, no interval")
+    worst_name = f"champion among the {WORST:.0%} worst fits"
     rng = np.random.default_rng([12345, 1])
-    columns["random pairs"] = [pair(rng, np.arange(fits)) for _ in range(args.trials)]
-    columns[f"champion among the {WORST:.0%} worst fits"] = [pair(rng, worst) for _ in range(args.trials)]
+    columns = {"fixed champion (fit 0)": [draw(rng, np.array([0]), b) for b in range(1, fits)],
+               "random draws": [draw(rng, everyone) for _ in range(args.trials)],
+               worst_name: [draw(rng, worst) for _ in range(args.trials)]}
     null: dict[str, dict[str, dict]] = {name: {} for name in rules}
-    decisions, lowers = 0, []
-    for c, (column, pairs) in enumerate(columns.items()):
+    null_sweep: dict[str, dict[int, int]] = {"random draws": dict.fromkeys(sweep, 0), worst_name: dict.fromkeys(sweep, 0)}
+    lowers = []
+    for c, (column, trials) in enumerate(columns.items()):
         counts = np.zeros(len(rules), dtype=int)
-        for k, (a, b) in enumerate(pairs):
-            rule_settings = settings.model_copy(update={"seed": 100_000 * (c + 1) + k})
-            with_spread = decide(y, scores[a], scores[b], threshold, threshold, rule_settings,
-                                 retrain_sd=spread(rng, a, b), replicas=replicas)
-            rows_only = decide(y, scores[a], scores[b], threshold, threshold, rule_settings)
-            decisions += 2
-            lowers.append(with_spread.lower)
+        for k, (a, b, champion_fits, challenger_fits) in enumerate(trials):
+            seed = 100_000 * (c + 1) + k
+            champion_refits, challenger_refits = f1s[champion_fits], f1s[challenger_fits]
+            counted = sweep if column in null_sweep else sorted({0, replicas})
+            decisions = {r: rule(a, scores[b], threshold, champion_refits, challenger_refits, r, seed) for r in counted}
+            for r in counted if column in null_sweep else ():
+                null_sweep[column][r] += decisions[r].promote
+            current, rows_only = decisions[replicas], decisions[0]
+            lowers.append(current.lower)
+            if replicas:
+                spreads.extend([current.champion_sd, current.challenger_sd])
             halves = rng.permutation(len(y))
             first, second = halves[: len(y) // 2], halves[len(y) // 2:]
             split = f1_at(y[second], scores[b][second], threshold) - f1_at(y[first], scores[a][first], threshold)
-            counts += [with_spread.promote, rows_only.promote, split >= margin - 1e-12,
-                       with_spread.difference >= margin - 1e-12]
+            counts += [current.promote, current.difference >= current.required - 1e-12, rows_only.promote,
+                       split >= margin - 1e-12, rows_only.difference >= margin - 1e-12]
         for name, promoted in zip(rules, counts):
-            null[name][column] = share(promoted, len(pairs))
-    rule_seconds = (time.perf_counter() - started) / max(decisions, 1)
+            null[name][column] = share(promoted, len(trials))
 
     print("power trials ...", file=sys.stderr)
+    bounds = (f"the rule: recipes, {replicas} refits per side", "rows-only paired bound, no refits")
     power: dict[str, dict] = {}
+    power_sweep: dict[str, dict[int, int]] = {}
+    power_trials: dict[str, int] = {}
     rng = np.random.default_rng([12345, 2])
     for kind in ("corrected champion", "corrected retrain"):
-        for who, trials in (("fixed champion (fit 0)", args.challengers), ("random champions", args.trials)):
-            for bound in ("with the retraining spread", "rows-only bound"):
+        for who, count in (("fixed champion (fit 0)", args.challengers), ("random champions", args.trials)):
+            fixed = who.startswith("fixed")
+            for bound in bounds:
                 power[f"{kind} | {who} | {bound}"] = {}
             for gain in GAINS:
-                counts, made, already, gains = np.zeros(2, dtype=int), 0, 0, []
-                for trial in range(trials):
-                    a = 0 if who.startswith("fixed") else int(rng.integers(fits))
-                    if kind == "corrected champion":
-                        base, taken = preds[a], (a,)
-                    else:
-                        b = 1 + trial if who.startswith("fixed") else pair(rng, np.array([a]))[1]
-                        base, taken = preds[b], (a, b)
-                    better = corrected(y, base, f1s[a] + gain, rng)
-                    if better is None:
+                swept = not fixed and abs(gain - SWEEP_GAIN) < 1e-12
+                counted = sweep if swept else sorted({0, replicas})
+                promoted, made, differences = dict.fromkeys(counted, 0), 0, ([], [])
+                for trial in range(count):
+                    a, b, champion_fits, challenger_fits = (draw(rng, np.array([0]), 1 + trial) if fixed
+                                                            else draw(rng, everyone))
+                    model, refitted = (a, champion_fits) if kind == "corrected champion" else (b, challenger_fits)
+                    better = corrected(y, preds[model], f1s[model] + gain, rng)
+                    challenger_refits = lifted(refitted[: max(counted)], gain, rng)
+                    if better is None or challenger_refits is None:
                         continue
                     made += 1
-                    already += bool(np.array_equal(better, base))
-                    rule_settings = settings.model_copy(update={"seed": 1_000_000 + trial})
-                    with_spread = decide(y, scores[a], better.astype(float), threshold, 0.5, rule_settings,
-                                         retrain_sd=spread(rng, *taken), replicas=replicas)
-                    rows_only = decide(y, scores[a], better.astype(float), threshold, 0.5, rule_settings)
-                    gains.append(with_spread.difference)
-                    counts += [with_spread.promote, rows_only.promote]
-                for bound, promoted in zip(("with the retraining spread", "rows-only bound"), counts):
+                    seed = 1_000_000 + trial
+                    decisions = {r: rule(a, better.astype(float), 0.5, f1s[champion_fits], challenger_refits, r, seed)
+                                 for r in counted}
+                    for r in counted:
+                        promoted[r] += decisions[r].promote
+                    differences[0].append(decisions[replicas].difference)
+                    differences[1].append(decisions[0].difference)
+                for bound, r, found in zip(bounds, (replicas, 0), differences):
                     power[f"{kind} | {who} | {bound}"][f"+{gain:.2f}"] = {
-                        **share(promoted, made), "mean_gain": float(np.mean(gains)) if gains else None,
-                        "already_that_far_above": already}
+                        **share(promoted[r], made), "mean_difference": float(np.mean(found)) if found else None}
+                if swept:
+                    power_sweep[kind], power_trials[kind] = promoted, made
 
+    seconds_per_fit = info.get("seconds_per_fit")
+    r_sweep = [{"replicas": r, "fits_per_retraining": 2 * r + 1,
+                "fit_seconds_per_retraining": round((2 * r + 1) * seconds_per_fit, 1) if seconds_per_fit else None,
+                "null_random_draws": share(null_sweep["random draws"][r], args.trials),
+                "null_worst_champions": share(null_sweep[worst_name][r], args.trials),
+                **{f"power_{SWEEP_GAIN:+.2f}_{kind.replace(' ', '_')}": share(power_sweep[kind][r], power_trials[kind])
+                   for kind in power_sweep}}
+               for r in sweep]
     challengers = f1s[1:]
-    pool_sd = float(f1s.std(ddof=1))
     spread_values = np.array(spreads)
-    power_02 = {key: shares["+0.02"] for key, shares in power.items() if key.endswith("with the retraining spread")}
+    power_goal = {key: shares[f"+{SWEEP_GAIN:.2f}"] for key, shares in power.items() if key.endswith(bounds[0])}
     return {
         **info,
         "settings": {"margin": margin, "margin_kind": settings.margin_kind, "confidence": settings.confidence,
@@ -295,8 +344,8 @@ def run(args) -> dict:
         "challengers": args.challengers,
         "trials": args.trials,
         "pool": {
-            "f1_mean": float(f1s.mean()), "f1_sd": pool_sd, "f1_min": float(f1s.min()), "f1_max": float(f1s.max()),
-            "worst_decile": {"fits": len(worst), "f1_at_most": float(f1s[worst].max())},
+            "f1_mean": float(f1s.mean()), "f1_sd": float(f1s.std(ddof=1)), "f1_min": float(f1s.min()),
+            "f1_max": float(f1s.max()), "worst_decile": {"fits": len(worst), "f1_at_most": float(f1s[worst].max())},
             "f1": [round(float(v), 6) for v in f1s],
         },
         "fixed_champion": {
@@ -304,17 +353,19 @@ def run(args) -> dict:
             "z_vs_challengers": float((f1s[0] - challengers.mean()) / challengers.std(ddof=1)),
             "challenger_f1_mean": float(challengers.mean()), "challenger_f1_sd": float(challengers.std(ddof=1)),
         },
-        "retrain_sd_given": {"mean": float(spread_values.mean()), "p05": float(np.quantile(spread_values, 0.05)),
-                             "p95": float(np.quantile(spread_values, 0.95)), "trials": len(spread_values)},
+        "refit_sd_per_side": {"mean": float(spread_values.mean()), "p05": float(np.quantile(spread_values, 0.05)),
+                              "p95": float(np.quantile(spread_values, 0.95)), "sides": len(spread_values)},
         "null_lower_bound_mean": float(np.mean(lowers)),
-        "rule_seconds_per_decision": rule_seconds,
+        "rule_seconds_per_decision": timing["seconds"] / max(timing["decisions"], 1),
         "null": null,
         "power": power,
+        "replicas_sweep": r_sweep,
         "goals": {
-            **{f"null at most 5% (rule with the spread, {column})": {**entry, "met": bool(entry["share"] <= 0.05)}
+            **{f"null at most 5% (the rule, {column})": {**entry, "met": bool(entry["share"] <= 0.05)}
                for column, entry in null[rules[0]].items()},
-            **{"power at least 80% at +0.02 (" + ", ".join(key.split(" | ")[:2]) + ")":
-               {**entry, "met": bool(entry["share"] is not None and entry["share"] >= 0.8)} for key, entry in power_02.items()},
+            **{f"power at least 80% at +{SWEEP_GAIN:.2f} (" + ", ".join(key.split(" | ")[:2]) + ")":
+               {**entry, "met": bool(entry["share"] is not None and entry["share"] >= 0.8)}
+               for key, entry in power_goal.items()},
         },
     }
 
@@ -327,11 +378,12 @@ def _cell(entry: dict) -> str:
 
 
 def markdown(result: dict) -> str:
-    pool, fixed, given, rule = result["pool"], result["fixed_champion"], result["retrain_sd_given"], result["settings"]
+    pool, fixed, given, rule = result["pool"], result["fixed_champion"], result["refit_sd_per_side"], result["settings"]
     fitting = (f"fitting took {result['fit_seconds']:.0f} s ({result['seconds_per_fit']:.2f} s per fit, "
                f"OMP_NUM_THREADS={result['omp_num_threads']})")
     if result["from_cache"]:
         fitting += f"; the scores were reused from {Path(result['from_cache']).name}"
+    replicas = rule["replicas"]
     lines = [
         f"# Promotion rule: {result['evaluation']}",
         "",
@@ -346,29 +398,45 @@ def markdown(result: dict) -> str:
         f"z = {fixed['z_vs_challengers']:+.2f} against its challengers ({fixed['challenger_f1_mean']:.4f} ± "
         f"{fixed['challenger_f1_sd']:.4f}).",
         "",
-        f"Rule: margin {rule['margin']} ({rule['margin_kind']}), one-sided {rule['confidence']:.0%} paired bootstrap lower "
-        f"bound > 0 ({rule['draws']} draws), {result['rule_seconds_per_decision'] * 1000:.1f} ms per decision. Retraining "
-        f"spread given per trial: the F1 sd of {rule['replicas']} other fits of the pool, mean {given['mean']:.4f} "
-        f"(5-95%: {given['p05']:.4f} to {given['p95']:.4f}).",
+        f"Rule (params.yaml's retraining): margin {rule['margin']} ({rule['margin_kind']}), replicas {replicas}: each "
+        f"side is its model and {replicas} refits of its recipe, the mean F1s of the {replicas + 1} fits decide, and the "
+        f"one-sided {rule['confidence']:.0%} lower bound of their difference (the pair's paired bootstrap rows' noise, "
+        f"{rule['draws']} draws, plus se x t(df), Welch) must be above 0; {result['rule_seconds_per_decision'] * 1000:.1f} "
+        f"ms per decision. Each trial takes {2 * replicas + 2} distinct fits of the pool; the refits' F1 sd per side was "
+        f"{given['mean']:.4f} on average (5-95%: {given['p05']:.4f} to {given['p95']:.4f}).",
         "",
-        "## Null: equally good challengers (goal: at most 5% promoted)",
+        "## Null: equally good recipes (goal: at most 5% promoted)",
         "",
         "Share promoted [95% Wilson interval]; fixed champion: its "
-        f"{result['challengers']} challengers; the other columns: {result['trials']} random pairs of distinct fits each.",
+        f"{result['challengers']} challengers; the other columns: {result['trials']} random draws of distinct fits each.",
         "",
     ]
     columns = list(next(iter(result["null"].values())))
     lines += ["| rule | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
     lines += [f"| {name} | " + " | ".join(_cell(cells[c]) for c in columns) + " |" for name, cells in result["null"].items()]
-    lines += ["", "## Power: challengers better by a known margin (goal: at least 80% promoted at +0.02)", "",
+    lines += ["", "## Power: recipes better by a known margin (goal: at least 80% promoted at +0.02)", "",
               f"Share promoted [95% Wilson interval]; fixed champion: {result['challengers']} trials, random champions: "
-              f"{result['trials']}. A corrected retrain already that far above the champion is left as it is "
-              "(its gain is then larger; counted in the JSON).", "",
+              f"{result['trials']}. Corrected champion: the challenger model and each of its refits are the champion "
+              "model and its refits corrected by the gain. Corrected retrain: the challenger and its refits are other "
+              "fits, each corrected by the gain above itself. +0.01 is the margin itself: a recipe exactly that much better "
+              "falls under it about as often as over it.", "",
               "| challenger | champion | bound | " + " | ".join(f"+{g:.2f}" for g in GAINS) + " |",
               "|---|---|---|" + "---:|" * len(GAINS)]
     for key, shares in result["power"].items():
         kind, who, bound = key.split(" | ")
         lines.append(f"| {kind} | {who} | {bound} | " + " | ".join(_cell(s) for s in shares.values()) + " |")
+    sweep = result["replicas_sweep"]
+    power_keys = [k for k in sweep[0] if k.startswith("power_")]
+    lines += ["", "## retraining.replicas: what more refits buy", "",
+              f"The same draws for every R (the first R of 16 refits per side); {result['trials']} trials per cell. "
+              "R = 0 is decide() without refits. Fit time per retraining: fits x the pool's seconds per fit.", "",
+              "| R | fits per retraining | fit time | null, random draws | null, champion among the 10% worst | "
+              + " | ".join(f"power {k.split('_')[1]}, {k.split('_', 2)[2].replace('_', ' ')}" for k in power_keys) + " |",
+              "|---:|---:|---:|---:|---:|" + "---:|" * len(power_keys)]
+    for row in sweep:
+        time_cell = f"{row['fit_seconds_per_retraining']:.0f} s" if row["fit_seconds_per_retraining"] is not None else "n/a"
+        lines.append(f"| {row['replicas']} | {row['fits_per_retraining']} | {time_cell} | {_cell(row['null_random_draws'])} | "
+                     f"{_cell(row['null_worst_champions'])} | " + " | ".join(_cell(row[k]) for k in power_keys) + " |")
     lines += ["", "## Goals", "", "Met or not by the measured share; the interval says how sure that is.", "",
               "| goal | measured | met |", "|---|---:|---|"]
     lines += [f"| {goal} | {_cell(entry)} | {'yes' if entry['met'] else 'no'} |" for goal, entry in result["goals"].items()]
@@ -382,16 +450,21 @@ def main() -> None:
     parser.add_argument("--challengers", type=int, default=200, help="N: the pool holds N + 1 fits")
     parser.add_argument("--max-iter", type=int, default=300, help="model.max_iter of every fit (params.yaml: 300)")
     parser.add_argument("--evaluation", default="holdout", help="holdout, or a labelled window such as 2013-04")
-    parser.add_argument("--trials", type=int, default=2000, help="random pairs / random champions per row")
+    parser.add_argument("--trials", type=int, default=2000, help="random draws / random champions per row")
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here, and the summary next to it (.md)")
     parser.add_argument("--cache", type=Path, default=CACHE, help="fitted scores kept between runs (not committed)")
     args = parser.parse_args()
-    from driftgate.config import RetrainingConfig
+    from driftgate.config import load_params
+    from driftgate.errors import DriftgateError
 
-    replicas = RetrainingConfig().replicas
-    if args.challengers < replicas + 1:
-        _stop(f"--challengers {args.challengers}: each trial needs {replicas} fits besides its champion and challenger; "
-              f"use {replicas + 1} or more (200 by default)")
+    try:
+        replicas = load_params(ROOT / "params.yaml").retraining.replicas
+    except DriftgateError as error:
+        _stop(str(error))
+    deepest = max(max(SWEEP), replicas)
+    if args.challengers < 2 * deepest + 1:
+        _stop(f"--challengers {args.challengers}: a trial with {deepest} refits per side needs {2 * deepest + 2} distinct "
+              f"fits; use {2 * deepest + 1} or more (200 by default)")
     if args.trials < 1 or args.max_iter < 1:
         _stop("--trials and --max-iter must be 1 or more")
     result = run(args)
