@@ -893,6 +893,16 @@ class RunLayout:
         return self.out / "report.md"
 
     @property
+    def gate_junit(self) -> Path:
+        """The gates as JUnit XML, for GitLab's test widget (artifacts:reports:junit)."""
+        return self.out / "gate-junit.xml"
+
+    @property
+    def gate_metrics(self) -> Path:
+        """The run's numbers as OpenMetrics text, for GitLab's metrics widget (artifacts:reports:metrics)."""
+        return self.out / "gate-metrics.txt"
+
+    @property
     def curves_against(self) -> Path:
         return self.out / "curves_against_main.png"
 

@@ -164,12 +164,14 @@ def gate(
     metrics_path: Annotated[Path, typer.Option("--metrics", help="metrics.json from `driftgate evaluate`")] = Paths().metrics,
     drift_path: Annotated[Path, typer.Option("--drift", help="drift.json from `driftgate drift`")] = Paths().run.drift.json,
     baseline: Annotated[Optional[Path], typer.Option("--baseline", help="metrics.json of the main branch, for the F1-drop gate (default gates.baseline)")] = None,
-    out_path: Annotated[Path, typer.Option("--out", help="verdicts as JSON (a .md table is written beside it)")] = Paths().gate,
+    out_path: Annotated[Path, typer.Option("--out", help="verdicts as JSON (written beside it: gate.md, the gates as "
+                                                          "JUnit XML and the numbers as OpenMetrics text)")] = Paths().gate,
 ) -> None:
     """Apply the gates in params.yaml. Exit 0 when all pass, 1 when any fails, 2 on bad input."""
     from driftgate import gates
     from driftgate.io import write_text
     from driftgate.reporting.render import GATE_HEADERS, gate_headline, gate_markdown, gate_rows
+    from driftgate.reporting.widgets import gate_junit, gate_openmetrics
     from driftgate.results import DriftResult, Metrics
 
     params = load_params(params_path)
@@ -181,13 +183,17 @@ def gate(
             warn(f"{problem} (the gates that need it fail)")
         return result
 
+    metrics, drift = optional(metrics_path, Metrics, "metrics file"), optional(drift_path, DriftResult, "drift file")
     verdicts = gates.evaluate_gates(
-        optional(metrics_path, Metrics, "metrics file"), optional(drift_path, DriftResult, "drift file"), params.gates,
+        metrics, drift, params.gates,
         optional(baseline, Metrics, "baseline metrics"), baseline_given=baseline is not None,
         plots=str(RunLayout(metrics_path.parent).plots.dir), drift_report=str(drift_path.with_suffix(".md")),
     )
     verdicts.write(out_path)
     write_text(gate_markdown_path(out_path), gate_markdown(verdicts))
+    beside = RunLayout(out_path.parent)  # GitLab's test and metrics widgets read these (.gitlab-ci.yml)
+    write_text(beside.gate_junit, gate_junit(verdicts))
+    write_text(beside.gate_metrics, gate_openmetrics(verdicts, metrics, drift))
     table = Table(title="driftgate: quality gates", title_justify="left")
     for column in GATE_HEADERS:
         table.add_column(column, overflow="fold")

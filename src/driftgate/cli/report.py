@@ -22,6 +22,8 @@ def report(
                                                         "with (`dvc metrics diff` / `dvc params diff`), e.g. origin/main")] = None,
     workflow: Annotated[str, typer.Option("--workflow", help="what kind of run this is, shown in the report (merge_request, schedule, push)")] = "",
     out_path: Annotated[Path, typer.Option("--out", help="the Markdown report (images are linked relative to it)")] = Paths().run.report,
+    summary: Annotated[Optional[Path], typer.Option("--summary", help="also append the report to this file, with the plots "
+                                                    "named instead of shown: GitHub's job summary, $GITHUB_STEP_SUMMARY")] = None,
 ) -> None:
     """Write the report CI posts on the merge request: verdict, gates, metrics and params against
     main, the drift table, plots and a link to Evidently's HTML report. Never fails on a
@@ -51,10 +53,23 @@ def report(
     if baseline_rev:
         against = _curves_against(baseline_rev, label, run, report_layout.curves_against, notes)
         plots[1:2] = [against] if against is not None else plots[1:2]
-    text = ci_report(gate_result, metrics, drift_result, out_path, CiContext.from_env(), workflow, baseline, label,
-                     params_changed, plots, drift_path.parent / Paths().run.drift.evidently.name, notes)
-    write_text(out_path, text)
+    ci = CiContext.from_env()
+    evidently = drift_path.parent / Paths().run.drift.evidently.name
+
+    def render(images: bool) -> str:
+        return ci_report(gate_result, metrics, drift_result, out_path, ci, workflow, baseline, label, params_changed, plots,
+                         evidently, notes, drift_markdown=drift_path.with_suffix(".md"), images=images)
+
+    write_text(out_path, render(images=True))
     out.print(f"report -> {out_path}")
+    if summary is not None:  # appended: GitHub gathers every step's summary of the job into one page
+        try:
+            with summary.open("a", encoding="utf-8") as page:
+                page.write(render(images=False) + "\n")
+        except OSError as exc:
+            warn(f"{summary}: the job summary could not be written ({exc.strerror}); the report is in {out_path}")
+        else:
+            out.print(f"job summary -> {summary}")
 
 
 def _dvc_json(args: list[str], notes: list[str]) -> dict | None:
