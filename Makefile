@@ -56,15 +56,19 @@ $(GITLAB_CI_LOCAL):
 
 # System packages the tests run for real: rsync (gitlab-ci-local copies each job's folder with
 # it), shellcheck (the job scripts, and actionlint's run: steps), chromium (the demo in a real
-# browser). Each Debian package is named after the command it brings. And postgresql, whose
+# browser), prometheus (promtool checks deploy/ and the demo's /metrics; its server scrapes the
+# demo in the tests). Each Debian package is named after the command it brings, except
+# prometheus, whose command is promtool (PROMTOOL below). And postgresql, whose
 # server the store's tests start (tests/postgres.py): Debian keeps its initdb off PATH, in
 # /usr/lib/postgresql/N/bin, so it is looked for there.
 SYSTEM_TOOLS := rsync shellcheck chromium
 HAS_POSTGRES := ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null
+PROMTOOL := promtool
 
-## Install the test tools that are not Python packages: gitlab-ci-local, and rsync, shellcheck, chromium, postgresql with apt-get (as root; else it says what to install and exits 2)
+## Install the test tools that are not Python packages: gitlab-ci-local, and rsync, shellcheck, chromium, prometheus, postgresql with apt-get (as root; else it says what to install and exits 2)
 tools: $(GITLAB_CI_LOCAL)
 	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	command -v $(PROMTOOL) >/dev/null || missing="$$missing prometheus"; \
 	{ $(HAS_POSTGRES); } || missing="$$missing postgresql"; \
 	[ -z "$$missing" ] && exit 0; \
 	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
@@ -78,7 +82,8 @@ tools: $(GITLAB_CI_LOCAL)
 	apt-get install -y -q$$missing >/dev/null 2>&1 || \
 	  { echo "apt-get update, then install again"; apt-get update -q >/dev/null && apt-get install -y -q$$missing >/dev/null; } || \
 	  { echo "error: apt-get could not install$$missing: install them and run make test again" >&2; exit 2; }; \
-	for tool in $$missing; do [ $$tool = postgresql ] && continue; command -v $$tool >/dev/null || { echo "error: $$tool is still not on PATH after apt-get install $$tool" >&2; exit 2; }; done; \
+	for tool in $$missing; do case $$tool in postgresql) continue;; prometheus) command=$(PROMTOOL);; *) command=$$tool;; esac; \
+	  command -v $$command >/dev/null || { echo "error: $$command is still not on PATH after apt-get install $$tool" >&2; exit 2; }; done; \
 	{ $(HAS_POSTGRES); } || { echo "error: no /usr/lib/postgresql/*/bin/initdb after apt-get install postgresql" >&2; exit 2; }
 
 ## Start the demo and REST API on http://127.0.0.1:7860 (trains the model first if needed)
@@ -89,6 +94,20 @@ ifeq ($(strip $(MONITOR)),)
 else
 	$(BIN)/driftgate serve --monitor-every $(MONITOR)
 endif
+
+## Validate deploy/ (compose file against the Compose spec; Prometheus config and rules with promtool) and print how to start the demo, Prometheus and Grafana
+monitoring-stack: $(VENV)/.installed-dev
+	@$(BIN)/check-jsonschema -q --builtin-schema vendor.compose-spec deploy/compose.yaml && echo "deploy/compose.yaml: valid (Compose specification)"
+	@if command -v $(PROMTOOL) >/dev/null; then \
+	  $(PROMTOOL) check config deploy/prometheus/prometheus.yml >/dev/null && $(PROMTOOL) test rules deploy/prometheus/rules_test.yml >/dev/null \
+	    && echo "deploy/prometheus: config, rules and their unit tests pass (promtool)"; \
+	else echo "(promtool not found: make tools installs it, to check deploy/prometheus too)"; fi
+	@echo; echo "After the pipeline has run (make run: the image bakes in the model and reports):"; \
+	echo "  docker compose -f deploy/compose.yaml up --build     (or: podman compose ...)"; \
+	echo "  http://localhost:7860   the demo and REST API, a monitoring pass every 5 minutes"; \
+	echo "  http://localhost:9090   Prometheus (scrapes the demo's /metrics; alerts: deploy/prometheus/rules.yml)"; \
+	echo "  http://localhost:3000   Grafana, the driftgate dashboard (anonymous viewer; admin/admin to edit)"; \
+	echo "  docker compose -f deploy/compose.yaml down           (add -v to drop the prediction log and the metrics)"
 
 ## Screenshots of each demo tab into docs/img (drives the demo on this repo's model in headless Chromium)
 screenshots: $(VENV)/.installed-dev
@@ -124,4 +143,4 @@ bench: install
 clean:
 	rm -rf reports/batches .pytest_cache
 
-.PHONY: help install data run demo screenshots tools lint test test-image test-fast test-slow bench clean
+.PHONY: help install data run demo monitoring-stack screenshots tools lint test test-image test-fast test-slow bench clean

@@ -133,7 +133,7 @@ def test_health_metrics_and_openapi(client, service, project):
     assert sum(decisions.values()) == 2
     assert 'driftgate_requests_total{endpoint="/predict",status="422"} 1.0' in text
     assert 'driftgate_requests_total{endpoint="/predict",status="200"} 1.0' in text
-    assert 'driftgate_request_seconds_count{endpoint="/predict"} 2.0' in text
+    assert 'driftgate_request_duration_seconds_count{endpoint="/predict"} 2.0' in text
     gate = json.loads((project / "reports" / "gate.json").read_text())
     for result in gate["gates"]:
         if isinstance(result["value"], float) and math.isfinite(result["value"]):

@@ -1,5 +1,9 @@
 """Request metrics: Prometheus counters and latencies of one app; the gate values and the latest
-monitoring pass (read from the store) at each scrape."""
+monitoring pass (read from the store) at each scrape.
+
+Names follow Prometheus conventions (`promtool check metrics` is silent on /metrics): counters end
+in `_total`, durations and times are in seconds and say so, shares and F1s are ratios in [0, 1].
+deploy/ (the Prometheus rules and the Grafana dashboard) queries these names: rename in both."""
 
 from __future__ import annotations
 
@@ -27,7 +31,8 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.requests = Counter("driftgate_requests_total", "HTTP requests by endpoint and status", ["endpoint", "status"],
                                 registry=self.registry)
-        self.latency = Histogram("driftgate_request_seconds", "request latency by endpoint", ["endpoint"], registry=self.registry,
+        self.latency = Histogram("driftgate_request_duration_seconds", "request latency by endpoint, in seconds", ["endpoint"],
+                                 registry=self.registry,
                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10))
         self.predictions = Counter("driftgate_predictions_total", "predictions by decision", ["decision"], registry=self.registry)
 
