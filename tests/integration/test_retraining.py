@@ -12,7 +12,8 @@ import yaml
 from typer.testing import CliRunner
 
 from driftgate.cli.main import app
-from driftgate.config import Paths, load_params
+from driftgate.config import Paths, Window, load_params
+from driftgate.errors import DataError
 from driftgate.results import PromotionDecision
 from driftgate.retraining.controller import retrain
 from driftgate.store.registry import ModelRegistry
@@ -195,3 +196,28 @@ def test_a_rejection_leaves_the_params_file_alone(project, tmp_path):
     assert result.exit_code == 0, result.output
     assert project.read_bytes() == before
     assert "rejected ❌" in report.read_text().splitlines()[0] and "under the margin 0.500" in report.read_text()
+
+
+def test_the_challenger_is_byte_for_byte_what_the_train_stage_writes_and_its_errors_come_back(project, tmp_path):
+    """Fitted in a fresh interpreter: the same sha256 as `driftgate train` on the same window, even
+    in a process that has unpickled another model (which makes the same trees pickle differently)."""
+    from driftgate.model import train as training
+    from driftgate.retraining.controller import fit_fresh
+
+    params = load_params(project)
+    params = params.model_copy(update={"windows": params.windows.model_copy(update={"train": params.retraining.window})})
+    training.load(Paths().model, Paths().model_card)  # this process now holds an unpickled model
+    model = tmp_path / "model.joblib"
+    trained = project.parent / "moved.yaml"
+    raw = yaml.safe_load(project.read_text())
+    raw["windows"]["train"] = "2013-04..2013-06"
+    trained.write_text(yaml.safe_dump(raw, sort_keys=False))
+    result = cli("train", "--params", str(trained), "--model", str(model), "--card", str(tmp_path / "model.json"))
+    assert result.exit_code == 0, result.output
+    import hashlib
+
+    assert hashlib.sha256(fit_fresh(Paths().dataset, params)).hexdigest() == hashlib.sha256(model.read_bytes()).hexdigest()
+    empty = params.model_copy(update={"windows": params.windows.model_copy(update={"train": Window.model_validate("2014-01")})})
+    with pytest.raises(DataError) as refused:  # raised in the training process, raised again here as it was
+        fit_fresh(Paths().dataset, empty)
+    assert "2014-01" in str(refused.value.where) and "cannot learn" in refused.value.problem

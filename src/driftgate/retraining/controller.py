@@ -24,6 +24,7 @@ import pandas as pd
 
 from driftgate.config import Params, Paths, Window
 from driftgate.data.dataset import LABEL, TIME, feature_schema, features_frame, labels, load_dataset, select_window, time_split
+from driftgate.data.fetch import tracked_hash
 from driftgate.errors import ConfigError, DataError
 from driftgate.gates import f1_gates
 from driftgate.io import sha256_file
@@ -46,11 +47,53 @@ class RetrainOutcome:
     evaluation_window: str = ""
 
 
-def _bytes(pipeline) -> tuple[bytes, str]:
-    buffer = io.BytesIO()
-    joblib.dump(pipeline, buffer)
-    data = buffer.getvalue()
-    return data, hashlib.sha256(data).hexdigest()
+def _fit_to(dataset_path: str, params_file: str, out_file: str) -> None:
+    """In a fresh interpreter: fit as `driftgate train` does and write ("ok", model bytes) or
+    ("error", kind, where, problem, hint) to `out_file` (the parent raises it)."""
+    import pickle
+
+    from driftgate.errors import DriftgateError
+    from driftgate.model import train
+
+    params = pickle.loads(Path(params_file).read_bytes())
+    try:
+        dataset = load_dataset(dataset_path)
+        fit_rows, _ = time_split(select_window(dataset, params.windows.train, "retraining.window"),
+                                 params.windows.holdout_fraction)
+        buffer = io.BytesIO()
+        joblib.dump(train.fit(fit_rows, params, feature_schema(dataset, params.data)), buffer)
+        answer = ("ok", buffer.getvalue())
+    except DriftgateError as exc:
+        answer = ("error", "config" if isinstance(exc, ConfigError) else "data", str(exc.where), exc.problem, exc.hint)
+    Path(out_file).write_bytes(pickle.dumps(answer))
+
+
+def fit_fresh(dataset_path: Path, params: Params) -> bytes:
+    """The challenger fitted as the `train` stage fits it, in a fresh interpreter, so that its bytes
+    (and sha256) are the ones `dvc repro` writes for the same params. In a process that has loaded
+    another model, the same trees pickle differently (objects an unpickled model brought in are
+    reused, and pickle's memo then writes a repeated string twice), which would give the registry's
+    champion and the repository's model two hashes for one model."""
+    import pickle
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="driftgate-fit-") as folder:
+        params_file, out_file = Path(folder) / "params.pickle", Path(folder) / "answer.pickle"
+        params_file.write_bytes(pickle.dumps(params))
+        code = "import sys; from driftgate.retraining.controller import _fit_to; _fit_to(*sys.argv[1:])"
+        done = subprocess.run([sys.executable, "-c", code, str(dataset_path), str(params_file), str(out_file)],
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0 or not out_file.is_file():
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise DataError("retraining: the challenger's fit", f"the training process ended with code {done.returncode} "
+                            f"({last})", "run `driftgate train` with the same windows to see the error in full")
+        answer = pickle.loads(out_file.read_bytes())
+    if answer[0] == "ok":
+        return answer[1]
+    _, kind, where, problem, hint = answer
+    raise (ConfigError if kind == "config" else DataError)(where, problem, hint)
 
 
 def frame_sha256(frame: pd.DataFrame) -> str:
@@ -109,10 +152,12 @@ def retrain(params: Params, paths: Paths, registry: ModelRegistry, trigger: str 
                         "choose a window whose labels are in")
     say(f"training the challenger on {len(fit_rows):,} {params.project.rows} ({window.label}, holdout {len(holdout):,})")
     challenger_params = params.model_copy(update={"windows": params.windows.model_copy(update={"train": window})})
-    pipeline = train.fit(fit_rows, challenger_params, schema)
-    data_hash = {"dataset": str(paths.dataset), "dataset_sha256": sha256_file(paths.dataset)}
+    challenger_bytes = fit_fresh(paths.dataset, challenger_params)
+    challenger_sha = hashlib.sha256(challenger_bytes).hexdigest()
+    pipeline = joblib.load(io.BytesIO(challenger_bytes))
+    data_hash = {"dataset": str(paths.dataset), "dataset_sha256": sha256_file(paths.dataset),
+                 "raw_data_dvc_md5": tracked_hash(Path("."))}
     card = train.model_card(challenger_params, schema, fit_rows, data_hash)
-    challenger_bytes, challenger_sha = _bytes(pipeline)
     card["model_sha256"] = challenger_sha
     registry.register(challenger_sha, card, challenger_bytes)
 
