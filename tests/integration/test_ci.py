@@ -16,6 +16,7 @@ import re
 import shutil
 import socket
 import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -263,6 +264,24 @@ def _artifact(clone: Path, job: str, path: str) -> Path:
     return clone / ".gitlab-ci-local" / "artifacts" / job / path
 
 
+def _widget_reports(clone: Path, job: str) -> dict[str, Path]:
+    """The job's artifacts:reports as gitlab-ci-local expands the file (extends merged), each path
+    resolved to what the job left in its artifacts."""
+    import yaml
+
+    env = {**os.environ, "PATH": os.pathsep.join([str(TOOLS_BIN), str(BIN), os.environ["PATH"]])}
+    preview = run_env([_tool("gitlab-ci-local"), "--preview", "--force-shell-executor"], clone, env)
+    assert preview.returncode == 0, preview.stderr
+    reports = next(yaml.safe_load_all(preview.stdout))[job]["artifacts"]["reports"]
+    return {kind: _artifact(clone, job, path) for kind, path in reports.items()}
+
+
+def _junit_cases(path: Path) -> dict[str, ET.Element]:
+    root = ET.parse(path).getroot()
+    assert root.tag == "testsuites" and root.find("testsuite") is not None
+    return {case.get("name"): case for case in root.iter("testcase")}
+
+
 @pytest.mark.slow
 def test_gitlab_jobs_each_pipeline_source_selects(gitlab):
     clone, _ = gitlab
@@ -322,6 +341,12 @@ def test_gitlab_merge_request_pipeline_passes_and_posts_one_report(gitlab, smtp)
     assert "artifacts/file/reports/drift/evidently.html" in report
     assert len(inbox.messages) == sent_before  # alerts.send_on: failure
     assert _artifact(clone, "gate", "reports/report.md").read_text() == report
+    widgets = _widget_reports(clone, "gate")
+    assert sorted(widgets) == ["junit", "metrics"]
+    cases = _junit_cases(widgets["junit"])
+    assert list(cases) == ["f1 (holdout)", "f1 (current 2013-04)", "f1 drop vs baseline", "drift share"]
+    assert all(len(case) == 0 for case in cases.values())  # all passed
+    assert "driftgate_gates_passed 1\n" in widgets["metrics"].read_text()
 
 
 @pytest.mark.slow
@@ -347,20 +372,32 @@ def test_gitlab_breached_threshold_fails_the_gate_job_still_reports_and_alerts(g
     text = alert.get_body(("plain",)).get_content()
     assert "1 of 4 gates failed." in text and "0.3998" in text
     assert [a.get_filename() for a in alert.iter_attachments()] == ["drift.png"]
+    # the merge request's test widget lists the failed gate by name, with its value, threshold and what to look at
+    widgets = _widget_reports(clone, "gate")
+    failed = {name: case.find("failure") for name, case in _junit_cases(widgets["junit"]).items() if case.find("failure") is not None}
+    assert list(failed) == ["f1 (current 2013-04)"]
+    assert failed["f1 (current 2013-04)"].text.startswith("value 0.3998, threshold >= 0.42: 0.020 below the minimum; "
+                                                           "the batch may have drifted: see reports/drift/drift.md")
+    assert "driftgate_gates_failed 1\n" in widgets["metrics"].read_text()
 
 
 @pytest.mark.slow
-def test_gitlab_schedule_runs_the_drift_job_on_the_chosen_batch(gitlab, smtp):
+def test_gitlab_schedule_runs_the_drift_job_on_the_chosen_batch_and_reports_to_the_pinned_issue(gitlab, smtp):
     clone, pipeline = gitlab
     inbox, _ = smtp
     sent_before = len(inbox.messages)
-    result, calls = pipeline("schedule", "scheduled-drift", "scheduled-report", DRIFTGATE_BATCH="2013-09")
+    result, calls = pipeline("schedule", "scheduled-drift", "scheduled-report", DRIFTGATE_BATCH="2013-09",
+                             DRIFTGATE_REPORT_ISSUE="7")
     assert result.returncode == 1, result.stdout[-4000:]
     assert " FAIL  scheduled-drift" in result.stdout and " PASS  scheduled-report" in result.stdout
     assert "drift share" in _job_log(result, "scheduled-drift")
     [call] = calls
-    assert call["argv"] == ["comment", "update", "--target=commit", "--watermark-title=driftgate scheduled drift",
+    assert call["argv"] == ["comment", "update", "--target=issue/7", "--watermark-title=driftgate scheduled drift",
                             "reports/report.md"]
+    assert call["target"] == {"target": "issue", "issueId": "7"}
+    cases = _junit_cases(_widget_reports(clone, "scheduled-drift")["junit"])
+    assert "f1 (current 2013-09)" in cases  # the batch's gates, not main's committed ones
+    assert cases["drift share"].find("failure") is not None
     assert "### Drift: 2013-01..2013-03 vs 2013-09" in call["markdown"] and call["missing_images"] == []
     [alert] = inbox.messages[sent_before:]
     assert "FAILED" in alert["Subject"] and "drift share" in alert["Subject"]
