@@ -6,6 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -144,6 +146,43 @@ def run(cmd: list[str] | str, cwd: Path, check: bool = False, timeout: int = 600
     if check and result.returncode != 0:
         raise AssertionError(f"{cmd} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
     return result
+
+
+@contextmanager
+def driftgate_server(args: list[str], cwd: Path, output: Path, timeout: float = 180) -> Iterator[str]:
+    """`driftgate serve ARGS --host 127.0.0.1 --port FREE` started in `cwd`, its output in `output`:
+    yields its URL once /health answers (the server's output in the failure if it dies or hangs),
+    and stops it, by its PID, afterwards."""
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with open(output, "w") as log:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen([str(BIN / "driftgate"), "serve", *args, "--host", "127.0.0.1", "--port", str(port)], cwd=cwd,
+                                   env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert process.poll() is None, Path(output).read_text()[-3000:]
+            assert time.monotonic() < deadline, Path(output).read_text()[-3000:]
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def copy_project(dest: Path, with_data: bool = True) -> Path:

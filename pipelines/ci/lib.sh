@@ -46,3 +46,16 @@ ci_baseline_metrics() {
   mkdir -p "$(dirname "$out")"
   git show "$rev:reports/metrics.json" >"$out" 2>/dev/null && echo "$out"
 }
+
+# What reading the prediction log's store needs: SQLAlchemy and orjson (the serve extra), and
+# psycopg when DRIFTGATE_MONITOR_LOG is a PostgreSQL URL; installed when missing.
+ci_store_drivers() {
+  local missing
+  if ! missing=$(python3 -c "import sqlalchemy, orjson" 2>&1); then
+    echo "installing the serve extra (${missing##*$'\n'})"
+    python3 -m pip install -q -e ".[serve]" || return 2
+  fi
+  case "${DRIFTGATE_MONITOR_LOG:-}" in
+    postgresql*) python3 -c "import psycopg" 2>/dev/null || python3 -m pip install -q "psycopg[binary]" || return 2 ;;
+  esac
+}

@@ -9,14 +9,8 @@ set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
 source pipelines/ci/lib.sh
 ci_setup || exit 2
-# The store is read through SQLAlchemy (the serve extra); a PostgreSQL URL also needs its driver.
-if ! missing=$(python3 -c "import sqlalchemy, orjson" 2>&1); then
-  echo "installing the serve extra (${missing##*$'\n'})"
-  python3 -m pip install -q -e ".[serve]" || exit 2
-fi
-case "${DRIFTGATE_MONITOR_LOG:-}" in
-  postgresql*) python3 -c "import psycopg" 2>/dev/null || python3 -m pip install -q "psycopg[binary]" || exit 2 ;;
-esac
+# The store is read through SQLAlchemy (the serve extra; a PostgreSQL URL also needs its driver).
+ci_store_drivers || exit 2
 
 if [ -z "${DRIFTGATE_MONITOR_LOG:-}" ]; then
   echo "error: DRIFTGATE_MONITOR_LOG is not set: set it to the prediction log's database URL (a masked CI variable)" >&2

@@ -34,14 +34,8 @@ if ! git diff --quiet HEAD; then
 fi
 
 ci_setup || exit 2
-# The registry lives in the store, read through SQLAlchemy (the serve extra); PostgreSQL needs its driver.
-if ! missing=$(python3 -c "import sqlalchemy, orjson" 2>&1); then
-  echo "installing the serve extra (${missing##*$'\n'})"
-  python3 -m pip install -q -e ".[serve]" || exit 2
-fi
-case "${DRIFTGATE_MONITOR_LOG:-}" in
-  postgresql*) python3 -c "import psycopg" 2>/dev/null || python3 -m pip install -q "psycopg[binary]" || exit 2 ;;
-esac
+# The registry lives in the store (the serve extra; a PostgreSQL URL also needs its driver).
+ci_store_drivers || exit 2
 
 driftgate data || exit 2
 dvc repro train || exit 2  # this commit's model: the champion when the store has none yet

@@ -7,9 +7,6 @@ serves the registry's champion, and the next pass judges the model serving now.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
 import time
 import urllib.request
 
@@ -20,15 +17,9 @@ from typer.testing import CliRunner
 from driftgate.cli.main import app
 from driftgate.store.monitoring import MonitoringStore
 from driftgate.store.registry import ModelRegistry
-from tests.conftest import BIN
+from tests.conftest import driftgate_server
 
 pytestmark = pytest.mark.slow  # a real server (Gradio's import: 30-60 s on 2 shared cores) and three fits
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _get(url: str) -> dict:
@@ -48,30 +39,8 @@ def loop(flights_project, tmp_path, monkeypatch):
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(raw, sort_keys=False))
     store = tmp_path / "store.sqlite"
-    port = _free_port()
-    with open(tmp_path / "server.log", "w") as output:
-        process = subprocess.Popen([str(BIN / "driftgate"), "serve", "--params", str(params), "--log", str(store),
-                                    "--host", "127.0.0.1", "--port", str(port)], cwd=flights_project,
-                                   env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}, stdout=output, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if _get(f"{url}/health"):
-                    break
-            except OSError:
-                pass
-            assert process.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()[-3000:]
-            time.sleep(0.5)
+    with driftgate_server(["--params", str(params), "--log", str(store)], flights_project, tmp_path / "server.log") as url:
         yield {"params": params, "store": store, "url": url, "server_log": tmp_path / "server.log", "dir": tmp_path}
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def cli(*args: str):

@@ -14,7 +14,6 @@ import socket
 import subprocess
 import threading
 import time
-import urllib.request
 import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,7 +25,7 @@ from typer.testing import CliRunner
 from driftgate.cli.main import app as cli
 from driftgate.io import read_json
 from driftgate.monitoring import simulate as sim
-from tests.conftest import BIN
+from tests.conftest import BIN, driftgate_server
 
 
 @dataclass(frozen=True)
@@ -293,31 +292,10 @@ def test_ctrl_c_stops_cleanly_with_a_summary(flights, contract):
 def served(flights, tmp_path_factory):
     """`driftgate serve` with the bundled model on a free port of 127.0.0.1, its log in a temp folder."""
     folder = tmp_path_factory.mktemp("simulate-serve")
-    port, log = _free_port(), folder / "predictions.sqlite"
-    with open(folder / "server.log", "w") as output:  # the child keeps its own copy of the descriptor
-        process = subprocess.Popen([str(BIN / "driftgate"), "serve", "--params", str(flights.root / "params.yaml"), "--model", str(flights.model),
-                                    "--log", str(log), "--host", "127.0.0.1", "--port", str(port)], cwd=folder,
-                                   env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}, stdout=output, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert process.poll() is None, (folder / "server.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, (folder / "server.log").read_text()[-3000:]
-            time.sleep(0.5)
+    log = folder / "predictions.sqlite"
+    args = ["--params", str(flights.root / "params.yaml"), "--model", str(flights.model), "--log", str(log)]
+    with driftgate_server(args, folder, folder / "server.log") as url:
         yield url, log, folder / "server.log"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @pytest.mark.slow  # the server's start (Gradio's import) takes 30-60 s on 2 shared cores
