@@ -2,6 +2,7 @@
 
     python benchmarks/serve_load.py                    # 200 requests/s for 30 s each, then 10,000 concurrent
     python benchmarks/serve_load.py --rate 100 --duration 10 --concurrent 2000
+    python benchmarks/serve_load.py --sweep 200,400,600,800,1000,1200 --p99-ms 25   # each server's knee
 
 Three servers run in their own processes on 127.0.0.1 with the pipeline's model
 (artifacts/model.joblib, after `make run`). The scikit-learn one is loaded alone first; the
@@ -14,6 +15,11 @@ other two then take turns (`--rounds`), so a change in the machine's load hits b
   does: against it, the ratio measures what driftgate adds, not the model runtime;
 - driftgate /predict: `app.py`'s server (the REST API with the Gradio UI mounted, pydantic
   validation, the SQLite prediction log and Prometheus metrics).
+
+`--sweep` loads the Treelite endpoint and driftgate at each rate in turn (the scikit-learn one
+cannot hold even 200 requests/s and is left out) and reports each server's knee: the highest
+rate up to which it holds every swept rate, answering every request with p99 at most `--p99-ms`.
+The ratio of the knees is what driftgate's extras cost in throughput.
 
 The load is open-loop: requests are sent on a fixed schedule whatever the responses do, so a
 slow server shows up as latency, not as a lower rate. Then `--concurrent` predictions are sent
@@ -150,6 +156,54 @@ async def burst(url: str, body: dict, count: int, in_flight: int = 200) -> tuple
     return time.perf_counter() - start, sum(code == 200 for code in codes)
 
 
+def percentile(latencies: np.ndarray, q: float) -> float:
+    return float(np.percentile(latencies, q)) if len(latencies) else float("nan")
+
+
+def holds(result: tuple[np.ndarray, int, int], sent: int, p99_ms: float) -> bool:
+    """Every request sent on schedule and answered 200, with p99 at most `p99_ms`."""
+    latencies, failed, skipped = result
+    return not failed and not skipped and len(latencies) == sent and percentile(latencies, 99) <= p99_ms
+
+
+def knee(held: dict[float, bool]) -> float:
+    """The highest rate up to which every swept rate held (0 if the lowest did not)."""
+    found = 0.0
+    for rate in sorted(held):
+        if not held[rate]:
+            break
+        found = rate
+    return found
+
+
+def print_sweep(table: dict[float, dict[str, tuple[np.ndarray, int, int]]], seconds: float, rounds: int,
+                p99_ms: float) -> None:
+    names = (BARE_TREELITE, OURS)
+    print(f"open-loop rate sweep: {seconds:g} s per server per rate, one record per request, 2 cores; "
+          f"a server holds a rate when it answers every request with p99 <= {p99_ms:g} ms")
+    header = f"{'requests/s':>10} | " + " | ".join(f"{name + ' p99 ms':>32} | {'holds':>5}" for name in names)
+    print(header)
+    print("-" * len(header))
+    held: dict[str, dict[float, bool]] = {name: {} for name in names}
+    for rate, results in table.items():
+        cells = []
+        for name in names:
+            latencies = results[name][0]
+            sent = rounds * int(rate * seconds / rounds)  # as open_loop schedules them
+            ok = holds(results[name], sent, p99_ms)
+            held[name][rate] = ok
+            lost = f" ({sent - len(latencies):,} not answered)" if len(latencies) < sent else ""
+            cells.append(f"{percentile(latencies, 99):>8.2f}{lost:>24} | {'yes' if ok else 'no':>5}")
+        print(f"{rate:>10g} | " + " | ".join(cells))
+    knees = {name: knee(held[name]) for name in names}
+    for name in names:
+        print(f"knee of {name}: {knees[name]:g} requests/s")
+    if knees[BARE_TREELITE]:
+        print(f"ratio of the knees, driftgate / {BARE_TREELITE}: {knees[OURS] / knees[BARE_TREELITE]:.2f}")
+    else:
+        print(f"{BARE_TREELITE} held none of the swept rates: no ratio")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=200, help="requests per second")
@@ -157,7 +211,12 @@ def main() -> None:
     parser.add_argument("--concurrent", type=int, default=10_000, help="predictions sent at once to check the log")
     parser.add_argument("--rounds", type=int, default=3, help="turns the Treelite and driftgate servers take")
     parser.add_argument("--no-sklearn", action="store_true", help="leave out the bare scikit-learn server (it takes the longest)")
+    parser.add_argument("--sweep", help="comma-separated rates (requests/s): report each server's knee instead")
+    parser.add_argument("--p99-ms", type=float, default=25, help="with --sweep: the p99 a server must hold (ms)")
     args = parser.parse_args()
+    rates = sorted({float(r) for r in args.sweep.split(",") if r.strip()}) if args.sweep else []
+    if args.sweep and (not rates or min(rates) <= 0):
+        parser.error(f"--sweep {args.sweep!r}: give positive rates separated by commas, e.g. 200,400,600")
 
     card = json.loads((ROOT / "artifacts" / "model.json").read_text())
     profile = card["feature_profile"]
@@ -198,6 +257,26 @@ def main() -> None:
             process.kill()
 
     logs: list[subprocess.Popen] = []
+    if rates:
+        table: dict[float, dict[str, tuple[np.ndarray, int, int]]] = {}
+        try:
+            for name in (BARE_TREELITE, OURS):
+                start(name)
+            for rate in rates:
+                runs: dict[str, list] = {BARE_TREELITE: [], OURS: []}
+                for round_ in range(args.rounds):  # turns, so a change in the machine's load falls on both alike
+                    for name in runs:
+                        print(f"{rate:g} requests/s: {name}, round {round_ + 1} of {args.rounds}", file=sys.stderr)
+                        runs[name].append(asyncio.run(open_loop(f"http://127.0.0.1:{ports[name]}/predict", record, rate,
+                                                                args.duration / args.rounds)))
+                table[rate] = {name: (np.concatenate([r[0] for r in got]), sum(r[1] for r in got), sum(r[2] for r in got))
+                               for name, got in runs.items()}
+        finally:
+            for process in logs:
+                if process.poll() is None:
+                    stop(process)
+        print_sweep(table, args.duration, args.rounds, args.p99_ms)
+        return
     try:
         if not args.no_sklearn:
             # Alone, and stopped before the others start: it falls behind and keeps working off

@@ -4,6 +4,7 @@ in SQLite (WAL) or any SQLAlchemy URL. The monitoring history lives beside it (s
 from __future__ import annotations
 
 import json
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -193,6 +194,24 @@ class LabelsAttached:
 CHUNK = 500  # ids or keys per IN (...) query
 
 
+class _Group:
+    """The rows of requests that commit in one transaction (PredictionLog._committed)."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+        self.done = False
+        self.error: BaseException | None = None
+
+
+class GroupCommitFailed(SQLAlchemyError):
+    """The commit of a group of requests failed: raised in each request that joined it (the
+    server answers 503, as for any failure of the store), with the reason of the failure."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(_reason(cause))
+        self.orig = getattr(cause, "orig", None) or cause
+
+
 class PredictionLog:
     """Every prediction, appended in one transaction per request, and the labels that arrive
     later: SQLite in WAL mode by default (concurrent readers while the server writes), or any
@@ -203,6 +222,8 @@ class PredictionLog:
         """Open (and create, if need be) the log. A setting that is not a database, a URL
         SQLAlchemy cannot use or a database it cannot reach is a DataError naming it."""
         self.url = url = database_url(url_or_path)
+        self._grouping = threading.Condition()
+        self._group, self._committing = _Group(), False
         opened(url, self._open)
 
     def _open(self, url: str) -> None:
@@ -251,8 +272,45 @@ class PredictionLog:
         rows = [{"timestamp": now, "request_id": request_id, "source": source, "model_version": model_version,
                  "probability": p["probability"], "decision": p["decision"], "inputs": record, "row": i, "key": key}
                 for i, (p, record, key) in enumerate(zip(predictions, inputs, keys))]
-        with self.engine.begin() as connection:
-            connection.execute(self.table.insert(), rows)
+        self._committed(rows)
+
+    def _committed(self, rows: list[dict]) -> None:
+        """Commit `rows` with those of the requests that arrive while a commit is in progress: one
+        transaction per group, not per request, so under load the server commits a few times per
+        millisecond instead of once per request. Each caller returns only once its own rows are
+        committed; a failed commit raises in every request of its group (none of their rows is
+        kept), and the next group commits on its own.
+
+        The first request that finds no commit in progress leads: it takes the open group (its
+        own rows and any that joined) and commits it; requests arriving meanwhile join the next
+        group and wait; when the commit ends, one of them leads the next group."""
+        with self._grouping:
+            group = self._group
+            group.rows.extend(rows)
+            while not group.done:
+                if not self._committing:  # no commit in progress: this request commits its group
+                    self._committing, self._group = True, _Group()
+                    break
+                self._grouping.wait()
+            else:  # another request committed this group
+                if group.error is not None:
+                    raise GroupCommitFailed(group.error)
+                return
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(self.table.insert(), group.rows)
+        except BaseException as exc:
+            group.error = exc
+            raise
+        finally:
+            with self._grouping:
+                group.done, self._committing = True, False
+                self._grouping.notify_all()
+
+    def waiting(self) -> int:
+        """Rows waiting for the commit in progress to end (they commit together next)."""
+        with self._grouping:
+            return len(self._group.rows)
 
     def count(self) -> int:
         with self.engine.connect() as connection:
