@@ -23,6 +23,9 @@ from driftgate.serving.schema import readable_error
 from driftgate.serving.service import Service
 
 LIMITED = ("/predict", "/labels")  # the routes that take a body
+# A /predict request of at most this many records is checked on the event loop and joins the
+# requests scored and logged together (Service.predict_soon); a longer one has a worker thread.
+SMALL = 64
 
 
 class _BodyLimit:
@@ -94,6 +97,7 @@ def create_api(service: Service, max_body_mb: float = 20.0, max_records: int = 2
     from fastapi.exception_handlers import http_exception_handler
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, Response
+    from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException as StarletteHTTPException
     from threadpoolctl import threadpool_limits
 
@@ -115,14 +119,23 @@ def create_api(service: Service, max_body_mb: float = 20.0, max_records: int = 2
     @api.post("/predict", summary=f"Probability of {model.positive!r} for one {project.row} or a list of {project.rows}",
               openapi_extra={"requestBody": {"content": {"application/json": {"schema": {
                   "anyOf": [{"$ref": "#/components/schemas/Record"}, {"type": "array", "items": {"$ref": "#/components/schemas/Record"}}]}}}}})
-    def predict(request: Request, payload: Any = Body(...)):
+    async def predict(request: Request, payload: Any = Body(...)):
         if isinstance(payload, bytes):  # FastAPI reads a body that is not declared JSON as bytes
             return _not_json(request.headers.get("content-type"))
+        if isinstance(payload, list) and len(payload) > SMALL:  # checked, scored and logged in a worker thread
+            return await run_in_threadpool(predicted_alone, payload)
+        serving, records, keys, warnings = checked(payload)
+        predictions, request_id = await service.predict_soon(records, "rest", keys, model=serving)
+        return answer(serving, predictions, request_id, warnings)
+
+    def checked(payload) -> tuple:
+        """The serving model (read once: this request keeps it if the champion is swapped
+        meanwhile), the payload's validated records, their label keys and the warnings."""
         if isinstance(payload, list) and len(payload) > max_records:
             raise RequestValidationError([{"loc": ("body",), "type": "too_long", "input": None,
                                            "msg": f"{len(payload):,} records; at most {max_records:,} per request "
                                                   "(serving.max_batch_rows in params.yaml)"}])
-        serving = service.model  # read once: this request keeps it if the champion is swapped meanwhile
+        serving = service.model
         payload, keys, key_errors = serving.take_keys(payload)
         try:
             records, warnings = serving.parse(payload)
@@ -130,9 +143,16 @@ def create_api(service: Service, max_body_mb: float = 20.0, max_records: int = 2
             raise RequestValidationError(key_errors + exc.errors(include_url=False)) from None
         if key_errors:
             raise RequestValidationError(key_errors)
+        return serving, records, keys, warnings
+
+    def predicted_alone(payload) -> Response:
+        serving, records, keys, warnings = checked(payload)
         predictions, request_id = service.predict_records(records, "rest", keys, model=serving)
-        # Serialized here, in the worker thread, by orjson: FastAPI's jsonable_encoder walks the
-        # answer on the event loop, a sixth of what driftgate added per request under load.
+        return answer(serving, predictions, request_id, warnings)
+
+    def answer(serving, predictions: list[dict], request_id: str, warnings: list) -> Response:
+        # orjson: FastAPI's jsonable_encoder walking the answer was a sixth of what driftgate
+        # added per request under load.
         return Response(orjson.dumps({"request_id": request_id, "model_version": serving.version, "predictions": predictions,
                                       "warnings": warnings}), media_type="application/json")
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from driftgate.config import Params, Paths
-from driftgate.serving.batcher import Batcher
+from driftgate.serving.batcher import Batcher, RequestQueue
 from driftgate.serving.metrics import Metrics
 from driftgate.serving.model import ServedModel
 from driftgate.serving.schema import records_frame
@@ -48,6 +48,7 @@ class Service:
     refused_champion: str | None = None  # a champion that failed to load: not tried again until the alias moves
     _registry: ModelRegistry | None = field(default=None, repr=False)
     _opening: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _requests: RequestQueue | None = field(default=None, repr=False)  # predict_soon's, started at its first request
 
     def __post_init__(self) -> None:
         if self.batcher is None and self.model.fast is None:  # the fast scorer's per-call cost is too small to share
@@ -77,12 +78,59 @@ class Service:
         """Score and log validated records (`parse_records`); `keys` are their label keys (monitoring.label_key).
         `model`: the one the request parsed them with (default: the serving one)."""
         model = model or self.model
+        return self._logged(model, records, self._score(model, records), source, keys)
+
+    async def predict_soon(self, records: list[dict], source: str, keys: list[str | None] | None = None,
+                           model: ServedModel | None = None) -> tuple[list[dict], str]:
+        """`predict_records` for a coroutine on the event loop: the requests that arrive together
+        are scored in one model call and logged in one transaction (`RequestQueue`); it returns
+        once this request's rows are committed. For small requests: a batch is scored whole."""
+        if self._requests is None:
+            with self._opening:
+                if self._requests is None:
+                    self._requests = RequestQueue(self._handle)
+        return await self._requests.submit((records, source, keys, model or self.model))
+
+    def _handle(self, items: list[tuple]) -> list:
+        """A batch of `predict_soon` requests: scored per model in one call each (a request that
+        fails to score, as it would alone, gets its own error), then the scored ones logged in one
+        transaction, whose failure is every one of theirs."""
+        outcomes: list = [None] * len(items)
+        by_model: dict[int, list[int]] = {}
+        for index, (_, _, _, model) in enumerate(items):
+            by_model.setdefault(id(model), []).append(index)
+        for indices in by_model.values():
+            model = items[indices[0]][3]
+            try:
+                scores = self._score(model, [record for i in indices for record in items[i][0]])
+            except Exception:  # noqa: BLE001 - each request alone, so only the one that fails gets its error
+                for i in indices:
+                    try:
+                        outcomes[i] = self._score(model, items[i][0])
+                    except Exception as exc:  # noqa: BLE001
+                        outcomes[i] = exc
+                continue
+            start = 0
+            for i in indices:
+                outcomes[i] = scores[start:start + len(items[i][0])]
+                start += len(items[i][0])
+        logged = []
+        for i, (records, source, keys, model) in enumerate(items):
+            if isinstance(outcomes[i], BaseException):
+                continue
+            predictions = model.predictions(outcomes[i])
+            outcomes[i] = (predictions, str(uuid.uuid4()))
+            logged.append((i, (records, predictions, outcomes[i][1], source, model.version, keys)))
+        if logged:
+            self.log.append_many([request for _, request in logged])  # raises: every request of the batch fails
+        for i, _ in logged:
+            for p in outcomes[i][0]:
+                self.metrics.predictions.labels(p["decision"]).inc()
+        return outcomes
+
+    def _score(self, model: ServedModel, records: list[dict]) -> np.ndarray:
         batcher = self._batcher(model)
-        if batcher is not None:
-            scores = batcher.score(records_frame(records, model.schema))
-        else:
-            scores = model.score_records(records)
-        return self._logged(model, records, scores, source, keys)
+        return batcher.score(records_frame(records, model.schema)) if batcher is not None else model.score_records(records)
 
     def predict_frame(self, frame: pd.DataFrame, source: str, model: ServedModel | None = None) -> tuple[list[dict], str]:
         """Score and log a checked batch (the demo's uploads)."""

@@ -196,6 +196,15 @@ CHUNK = 500  # ids or keys per IN (...) query
 KEEP_WRITER = 1.0  # seconds the log's writer keeps an unused connection before giving it back to the pool
 
 
+def _rows(now: datetime, inputs: list[dict], predictions: list[dict], request_id: str, source: str, model_version: str,
+          keys: list[str | None] | None) -> list[dict]:
+    """The log's rows of one request."""
+    keys = keys or [None] * len(inputs)
+    return [{"timestamp": now, "request_id": request_id, "source": source, "model_version": model_version,
+             "probability": p["probability"], "decision": p["decision"], "inputs": record, "row": i, "key": key}
+            for i, (p, record, key) in enumerate(zip(predictions, inputs, keys, strict=True))]
+
+
 class _Group:
     """The rows of requests that commit in one transaction (PredictionLog._committed)."""
 
@@ -271,12 +280,13 @@ class PredictionLog:
                keys: list[str | None] | None = None) -> None:
         """One request's predictions; `inputs` are JSON-ready records (missing values as None),
         `keys` the label key of each (monitoring.label_key), if any."""
+        self._committed(_rows(datetime.now(UTC), inputs, predictions, request_id, source, model_version, keys))
+
+    def append_many(self, requests: list[tuple[list[dict], list[dict], str, str, str, list[str | None] | None]]) -> None:
+        """Several requests' predictions, each as `append`'s arguments in order, in one
+        transaction: all of them are kept or none."""
         now = datetime.now(UTC)
-        keys = keys or [None] * len(inputs)
-        rows = [{"timestamp": now, "request_id": request_id, "source": source, "model_version": model_version,
-                 "probability": p["probability"], "decision": p["decision"], "inputs": record, "row": i, "key": key}
-                for i, (p, record, key) in enumerate(zip(predictions, inputs, keys))]
-        self._committed(rows)
+        self._committed([row for request in requests for row in _rows(now, *request)])
 
     def _committed(self, rows: list[dict]) -> None:
         """Commit `rows` with those of the requests that arrive while a commit is in progress: one
