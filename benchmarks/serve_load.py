@@ -14,7 +14,11 @@ other two then take turns (`--rounds`), so a change in the machine's load hits b
 - bare FastAPI + Treelite: the same route scoring with driftgate's FastScorer, as driftgate
   does: against it, the ratio measures what driftgate adds, not the model runtime;
 - driftgate /predict: `app.py`'s server (the REST API with the Gradio UI mounted, pydantic
-  validation, the SQLite prediction log and Prometheus metrics).
+  validation, the SQLite prediction log and Prometheus metrics). Its small requests are checked
+  on the event loop and those that arrive together are scored in one call and logged in one
+  transaction (`Service.predict_soon`); the bare routes take a thread-pool hop and a model call
+  per request, as a plain FastAPI route does. So under load driftgate can hold more than the
+  bare route: the knee ratio is then above 1, and says what batching buys, not that logging is free.
 
 `--sweep` loads the Treelite endpoint and driftgate at each rate in turn (the scikit-learn one
 cannot hold even 200 requests/s and is left out) and reports each server's knee: the highest

@@ -12,33 +12,16 @@ import time
 import httpx
 import pandas as pd
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from driftgate.serving.api import SMALL, create_api
-from tests.integration.test_group_commit import write_lock
+from tests.integration.test_group_commit import Inserts, write_lock
 from tests.integration.test_serving import RECORD, make_service
 
 
 @pytest.fixture(scope="module")
 def project(served_project):
     return served_project
-
-
-class Inserts:
-    """The rows of each INSERT the log sends, and when the first one started."""
-
-    def __init__(self, log) -> None:
-        self.sizes: list[int] = []
-        self.commits = 0
-        event.listen(log.engine, "before_cursor_execute", self._before)
-        event.listen(log.engine, "commit", self._commit)
-
-    def _before(self, conn, cursor, statement, parameters, context, executemany) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO PREDICTIONS"):
-            self.sizes.append(len(parameters) if executemany else 1)
-
-    def _commit(self, conn) -> None:
-        self.commits += 1
 
 
 async def until(condition, what: str, timeout: float = 30) -> None:

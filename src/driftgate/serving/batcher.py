@@ -94,7 +94,10 @@ class RequestQueue:
             except Exception as exc:  # noqa: BLE001 - handed to the requests, the thread keeps running
                 outcomes = [exc] * len(batch)
             for (_, loop, future), outcome in zip(batch, outcomes, strict=True):
-                loop.call_soon_threadsafe(_settle, future, outcome)
+                try:
+                    loop.call_soon_threadsafe(_settle, future, outcome)
+                except RuntimeError:  # that request's event loop has closed: nobody waits for it
+                    pass
 
 
 def _settle(future, outcome) -> None:
