@@ -6,7 +6,6 @@ its gate job produced, is run in test_ci.py."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import xml.etree.ElementTree as ET
@@ -16,7 +15,7 @@ import pytest
 
 from driftgate.results import DriftResult, Metrics
 from tests.conftest import BIN, ROOT
-from tests.integration.test_ci import CML, FIXTURE_BIN, _comment, _cml, run_env
+from tests.integration.test_ci import CML, FIXTURE_BIN, _cml, _comment, run_env
 
 CI_PREFIXES = ("CI_", "GITHUB_", "GITLAB_")
 

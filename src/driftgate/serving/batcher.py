@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 from concurrent.futures import Future
+from contextlib import suppress
 
 import numpy as np
 import pandas as pd
@@ -94,10 +95,8 @@ class RequestQueue:
             except Exception as exc:  # noqa: BLE001 - handed to the requests, the thread keeps running
                 outcomes = [exc] * len(batch)
             for (_, loop, future), outcome in zip(batch, outcomes, strict=True):
-                try:
+                with suppress(RuntimeError):  # that request's event loop has closed: nobody waits for it
                     loop.call_soon_threadsafe(_settle, future, outcome)
-                except RuntimeError:  # that request's event loop has closed: nobody waits for it
-                    pass
 
 
 def _settle(future, outcome) -> None:
