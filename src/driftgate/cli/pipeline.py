@@ -77,21 +77,16 @@ def train(
     card_path: Annotated[Path, typer.Option("--card", help="where to write the model card (JSON)")] = Paths().model_card,
 ) -> None:
     """Fit the model on the training window (minus the holdout) and save it with its model card."""
-    from driftgate.data.dataset import feature_schema, load_dataset, select_window, time_split
-    from driftgate.data.fetch import tracked_hash
-    from driftgate.io import sha256_file
+    from driftgate.data.dataset import feature_schema, load_dataset, training_rows
     from driftgate.model import train as training
 
     params = load_params(params_path)
     dataset = load_dataset(dataset_path)
     schema = feature_schema(dataset, params.data)
-    window = select_window(dataset, params.windows.train, "train")
-    fit_rows, holdout = time_split(window, params.windows.holdout_fraction)
+    fit_rows, holdout = training_rows(dataset, params.windows.train, params.windows.holdout_fraction, "train")
     step(f"fitting on {len(fit_rows):,} rows ({params.windows.train.label}, holdout of {len(holdout):,} held back)")
     pipeline = training.fit(fit_rows, params, schema)
-    data_hash = {"dataset": str(dataset_path), "dataset_sha256": sha256_file(dataset_path),
-                 "raw_data_dvc_md5": tracked_hash(Path("."))}
-    card = training.model_card(params, schema, fit_rows, data_hash)
+    card = training.model_card(params, schema, fit_rows, training.data_hash(dataset_path))
     training.save(pipeline, card, model_path, card_path)
     out.print(f"model -> {model_path} (sha256 {card['model_sha256'][:12]}), card -> {card_path}")
 

@@ -430,6 +430,12 @@ def time_split(frame: pd.DataFrame, holdout_fraction: float) -> tuple[pd.DataFra
     return frame.iloc[:cut], frame.iloc[cut:]
 
 
+def training_rows(frame: pd.DataFrame, window: Window, holdout_fraction: float, what: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows a model of `window` is fitted on and the holdout held back from them: the train
+    stage's selection, which the retraining controller repeats for the challenger and the champion."""
+    return time_split(select_window(frame, window, what), holdout_fraction)
+
+
 def features_frame(frame: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:
     """The model's features, numeric ones as floats. A missing feature or text in a numeric
     column is a DataError naming the source (frame.attrs["source"], set by prepare_frame), never

@@ -86,6 +86,14 @@ def feature_profile(frame: pd.DataFrame, schema: FeatureSchema) -> dict:
     return profile
 
 
+def data_hash(dataset_path: Path | str) -> dict:
+    """What a model card records of the data it was fitted on: the dataset file and its sha256,
+    and the md5 DVC tracks for the raw data."""
+    from driftgate.data.fetch import tracked_hash
+
+    return {"dataset": str(dataset_path), "dataset_sha256": sha256_file(dataset_path), "raw_data_dvc_md5": tracked_hash(Path("."))}
+
+
 def model_card(params: Params, schema: FeatureSchema, fit_rows: pd.DataFrame, data_hash: dict) -> dict:
     """What the model is, as a pure function of data, params and code (no wall-clock time), so
     that re-running the pipeline on a clone leaves the tracked card unchanged."""

@@ -23,13 +23,11 @@ import numpy as np
 import pandas as pd
 
 from driftgate.config import Params, Paths, Window
-from driftgate.data.dataset import LABEL, TIME, feature_schema, features_frame, labels, load_dataset, select_window, time_split
-from driftgate.data.fetch import tracked_hash
+from driftgate.data.dataset import LABEL, TIME, feature_schema, features_frame, labels, load_dataset, select_window, training_rows
 from driftgate.errors import ConfigError, DataError
 from driftgate.gates import f1_gates
-from driftgate.io import sha256_file
 from driftgate.results import GateVerdicts, PromotionDecision
-from driftgate.store.registry import ModelRegistry
+from driftgate.store.registry import ModelRegistry, sha256_bytes
 
 Say = Callable[[str], None]
 
@@ -58,8 +56,7 @@ def _fit_to(dataset_path: str, params_file: str, out_file: str) -> None:
     params = pickle.loads(Path(params_file).read_bytes())
     try:
         dataset = load_dataset(dataset_path)
-        fit_rows, _ = time_split(select_window(dataset, params.windows.train, "retraining.window"),
-                                 params.windows.holdout_fraction)
+        fit_rows, _ = training_rows(dataset, params.windows.train, params.windows.holdout_fraction, "retraining.window")
         buffer = io.BytesIO()
         joblib.dump(train.fit(fit_rows, params, feature_schema(dataset, params.data)), buffer)
         answer = ("ok", buffer.getvalue())
@@ -144,8 +141,7 @@ def retrain(params: Params, paths: Paths, registry: ModelRegistry, trigger: str 
     window, evaluation = _windows(params, champion_card)
     dataset = load_dataset(paths.dataset)
     schema = feature_schema(dataset, params.data)
-    fit_window = select_window(dataset, window, "retraining.window")
-    fit_rows, holdout = time_split(fit_window, params.windows.holdout_fraction)
+    fit_rows, holdout = training_rows(dataset, window, params.windows.holdout_fraction, "retraining.window")
     scored = select_window(dataset, evaluation, "retraining.evaluation")
     if scored[LABEL].isna().any() or not len(scored):
         raise DataError("retraining.evaluation", f"{evaluation.label} has no labelled rows to score the models on",
@@ -153,11 +149,9 @@ def retrain(params: Params, paths: Paths, registry: ModelRegistry, trigger: str 
     say(f"training the challenger on {len(fit_rows):,} {params.project.rows} ({window.label}, holdout {len(holdout):,})")
     challenger_params = params.model_copy(update={"windows": params.windows.model_copy(update={"train": window})})
     challenger_bytes = fit_fresh(paths.dataset, challenger_params)
-    challenger_sha = hashlib.sha256(challenger_bytes).hexdigest()
+    challenger_sha = sha256_bytes(challenger_bytes)
     pipeline = joblib.load(io.BytesIO(challenger_bytes))
-    data_hash = {"dataset": str(paths.dataset), "dataset_sha256": sha256_file(paths.dataset),
-                 "raw_data_dvc_md5": tracked_hash(Path("."))}
-    card = train.model_card(challenger_params, schema, fit_rows, data_hash)
+    card = train.model_card(challenger_params, schema, fit_rows, train.data_hash(paths.dataset))
     card["model_sha256"] = challenger_sha
     registry.register(challenger_sha, card, challenger_bytes)
 
@@ -231,7 +225,7 @@ def _champion_recipe(params: Params, card: dict, dataset: pd.DataFrame, say: Say
         window = parse_window(card["train_window"], "the champion's card: train_window")
         model = ModelConfig.model_validate(card["params"])
         schema = FeatureSchema.from_dict(card["features"])
-        rows, _ = time_split(select_window(dataset, window, "the champion's train_window"), params.windows.holdout_fraction)
+        rows, _ = training_rows(dataset, window, params.windows.holdout_fraction, "the champion's train_window")
     except (KeyError, TypeError, ValueError, DataError, ConfigError) as exc:
         say(f"the champion's recipe cannot be refitted ({exc}): its spread is taken to be the challenger's")
         return None
