@@ -115,8 +115,8 @@ screenshots: $(VENV)/.installed-dev
 	@for month in 2013-06 2013-09 2013-12; do pipelines/check_batch.sh $$month >/dev/null || true; done
 	DRIFTGATE_DEMO_ROOT=$(CURDIR) DRIFTGATE_SCREENSHOTS=$(CURDIR)/docs/img $(BIN)/python -m pytest -q -p no:cacheprovider tests/integration/test_demo.py tests/integration/test_monitor_tab.py tests/integration/test_model_tab.py
 
-## Install dev dependencies and run the full test suite
-test: $(VENV)/.installed-dev tools
+## Install dev dependencies, lint, and run the full test suite
+test: $(VENV)/.installed-dev tools lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not image" $(PYTEST_ARGS)
 
 ## Build the demo's image with buildah, push it to a local registry, pull it back and run it (needs root)
