@@ -175,6 +175,11 @@ def percentile(latencies: np.ndarray, q: float) -> float:
     return float(np.percentile(latencies, q)) if len(latencies) else float("nan")
 
 
+def scheduled(rate: float, duration: float, rounds: int) -> int:
+    """Requests `rounds` open loops of `duration / rounds` seconds each schedule at `rate`."""
+    return rounds * int(rate * duration / rounds)
+
+
 def holds(result: tuple[np.ndarray, int, int], sent: int, p99_ms: float) -> bool:
     """Every request sent on schedule and answered 200, with p99 at most `p99_ms`."""
     latencies, failed, skipped = result
@@ -204,7 +209,7 @@ def print_sweep(table: dict[float, dict[str, tuple[np.ndarray, int, int]]], seco
         cells = []
         for name in names:
             latencies = results[name][0]
-            sent = rounds * int(rate * seconds / rounds)  # as open_loop schedules them
+            sent = scheduled(rate, seconds, rounds)
             ok = holds(results[name], sent, p99_ms)
             held[name][rate] = ok
             lost = f" ({sent - len(latencies):,} not answered)" if len(latencies) < sent else ""
@@ -286,7 +291,7 @@ def main() -> None:
                                                                 args.duration / args.rounds)))
                 table[rate] = {name: (np.concatenate([r[0] for r in got]), sum(r[1] for r in got), sum(r[2] for r in got))
                                for name, got in runs.items()}
-                sent = args.rounds * int(rate * args.duration / args.rounds)
+                sent = scheduled(rate, args.duration, args.rounds)
                 if not any(holds(result, sent, args.p99_ms) for result in table[rate].values()):
                     break  # neither held: a higher rate cannot move either knee
         finally:
